@@ -1,0 +1,181 @@
+/**
+ * The seed's entities (06 Domain Model), field for field, as stored. Field names are the seed's
+ * snake_case so a record can be returned by the API without a mapping layer. Additions beyond the
+ * seed are marked and explained in docs/decisions.md.
+ */
+import type {
+  AliasType,
+  ApprovalStatus,
+  ArtifactType,
+  DeploymentStatus,
+  ExecutionStatus,
+  ReleaseTriggerType,
+  RunStatus,
+  TriggerType,
+} from './statuses.ts';
+
+export interface GithubContext {
+  pr_number?: number;
+  run_id?: number;
+  context?: string;
+  check_run_id?: number;
+}
+
+export interface PipelineRun {
+  id: string;
+  repository: string;
+  branch: string;
+  commit_sha: string;
+  triggered_by: string;
+  trigger_type: TriggerType;
+  status: RunStatus;
+  started_at: Date;
+  completed_at: Date | null;
+  argo_workflow_name: string | null;
+  discovery_output: unknown;
+  /** Beyond the seed: optional GitHub context sent by the Actions trigger (digest §7.19). */
+  github_context: GithubContext | null;
+  /** Beyond the seed: why the platform (not the user's step) failed the run. */
+  error_code: string | null;
+  error_message: string | null;
+  created_at: Date;
+}
+
+export interface PhaseExecution {
+  id: string;
+  pipeline_run_id: string;
+  phase_name: string;
+  group_number: number;
+  status: ExecutionStatus;
+  started_at: Date | null;
+  completed_at: Date | null;
+}
+
+export interface TaskExecution {
+  id: string;
+  phase_execution_id: string;
+  project_name: string;
+  project_path: string;
+  status: ExecutionStatus;
+  started_at: Date | null;
+  completed_at: Date | null;
+  /** Beyond the seed: the `error` a worker reports with PUT /v1/tasks/{id}/status. */
+  error: string | null;
+}
+
+export interface StepExecution {
+  id: string;
+  task_execution_id: string;
+  step_name: string;
+  action: string;
+  target: string;
+  status: ExecutionStatus;
+  started_at: Date | null;
+  completed_at: Date | null;
+  exit_code: number | null;
+  logs_s3_key: string | null;
+}
+
+export interface Release {
+  id: string;
+  repository: string;
+  project: string;
+  commit_sha: string;
+  release_number: number;
+  pipeline_run_id: string | null;
+  oci_uri: string;
+  oci_digest: string | null;
+  created_at: Date;
+  created_by: string;
+}
+
+export interface ReleaseAlias {
+  id: string;
+  release_id: string;
+  /** Denormalised so aliases are unique per (repository, project) (digest §7.25). */
+  repository: string;
+  project: string;
+  alias: string;
+  alias_type: AliasType;
+}
+
+export interface ReleaseTrigger {
+  release_id: string;
+  trigger_type: ReleaseTriggerType;
+  branch: string | null;
+  tag: string | null;
+  triggered_by: string;
+  triggered_at: Date;
+}
+
+export interface ReleaseArtifact {
+  id: string;
+  release_id: string;
+  artifact_name: string;
+  artifact_type: ArtifactType;
+  tracking_oci_uri: string;
+  tracking_oci_digest: string | null;
+  primary_published_uri: string;
+  created_at: Date;
+}
+
+export interface Deployment {
+  id: string;
+  release_id: string;
+  /** Denormalised from the release: one active deployment per (environment, repository, project). */
+  repository: string;
+  project: string;
+  environment: string;
+  status: DeploymentStatus;
+  deployed_at: Date;
+  deployed_by: string;
+  gitops_commit_sha: string | null;
+  approval_id: string | null;
+  error: string | null;
+}
+
+export interface ReleaseApproval {
+  id: string;
+  release_id: string;
+  environment: string;
+  approver: string;
+  approved_at: Date;
+  expires_at: Date | null;
+  justification: string;
+  /** Stored as active | revoked; `expired` is derived when read (statuses.ts). */
+  status: ApprovalStatus;
+  revoked_at: Date | null;
+  revoked_by: string | null;
+}
+
+export const EVENT_TYPES = [
+  'pipeline.run.created',
+  'pipeline.run.completed',
+  'release.created',
+  'deployment.created',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface EventData {
+  'pipeline.run.created': { run_id: string; repository: string; commit_sha: string };
+  'pipeline.run.completed': { run_id: string; status: RunStatus; duration_seconds: number };
+  'release.created': {
+    release_id: string;
+    repository: string;
+    project: string;
+    commit_sha: string;
+    release_number: number;
+  };
+  'deployment.created': { deployment_id: string; release_id: string; environment: string; deployed_by: string };
+}
+
+/** The seed's event envelope. */
+export interface EventEnvelope<T extends EventType = EventType> {
+  event_type: T;
+  timestamp: string;
+  data: EventData[T];
+}
+
+export function envelope<T extends EventType>(eventType: T, data: EventData[T], at: Date): EventEnvelope<T> {
+  return { event_type: eventType, timestamp: at.toISOString(), data };
+}

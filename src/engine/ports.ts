@@ -1,0 +1,145 @@
+/**
+ * Ports: everything the engine needs from the outside world. Adapters live in store/, queue/,
+ * gitops/, auth/; bin/ wires them. The engine is the only caller that changes state, one
+ * transaction per use case.
+ */
+import type {
+  Deployment,
+  EventEnvelope,
+  PhaseExecution,
+  PipelineRun,
+  Release,
+  ReleaseAlias,
+  ReleaseApproval,
+  ReleaseArtifact,
+  ReleaseTrigger,
+  StepExecution,
+  TaskExecution,
+} from '../domain/entities.ts';
+import type { ExecutionStatus, RunStatus } from '../domain/statuses.ts';
+
+export interface Page<T> {
+  rows: T[];
+  total: number;
+}
+
+export interface RunFilter {
+  repository?: string;
+  branch?: string;
+  status?: RunStatus;
+  limit: number;
+  offset: number;
+}
+
+export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name'>>;
+export type ExecutionPatch = Partial<Pick<TaskExecution, 'status' | 'started_at' | 'completed_at' | 'error'>>;
+export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key'>>;
+
+export interface StoredEvent {
+  id: string;
+  envelope: EventEnvelope;
+}
+
+/** Reads and writes of one unit of work. Inside `Store.transaction` every call shares the transaction. */
+export interface Repos {
+  // Pipeline runs
+  insertRun(run: PipelineRun): Promise<PipelineRun | undefined>;
+  findRunByCommit(repository: string, commitSha: string): Promise<PipelineRun | undefined>;
+  getRun(id: string, opts?: { forUpdate?: boolean }): Promise<PipelineRun | undefined>;
+  listRuns(filter: RunFilter): Promise<Page<PipelineRun>>;
+  updateRun(id: string, patch: RunPatch): Promise<void>;
+
+  insertPhases(rows: PhaseExecution[]): Promise<void>;
+  insertTasks(rows: TaskExecution[]): Promise<void>;
+  insertSteps(rows: StepExecution[]): Promise<void>;
+  listPhases(runId: string): Promise<PhaseExecution[]>;
+  listTasks(phaseIds: string[]): Promise<TaskExecution[]>;
+  listSteps(taskIds: string[]): Promise<StepExecution[]>;
+  getPhase(id: string, opts?: { forUpdate?: boolean }): Promise<PhaseExecution | undefined>;
+  getTask(id: string, opts?: { forUpdate?: boolean }): Promise<TaskExecution | undefined>;
+  getStep(id: string, opts?: { forUpdate?: boolean }): Promise<StepExecution | undefined>;
+  updatePhase(id: string, patch: ExecutionPatch): Promise<void>;
+  updateTask(id: string, patch: ExecutionPatch): Promise<void>;
+  updateStep(id: string, patch: StepPatch): Promise<void>;
+  /** Moves every phase, task and step of the run that is in one of `from` to `to`. */
+  settleRunExecutions(runId: string, from: ExecutionStatus[], to: ExecutionStatus, at: Date): Promise<void>;
+
+  // Releases
+  /** Locks the (repository, project) release counter for this transaction and returns its last number. */
+  lockReleaseCounter(repository: string, project: string): Promise<number>;
+  setReleaseCounter(repository: string, project: string, last: number): Promise<void>;
+  insertRelease(release: Release): Promise<void>;
+  insertAliases(rows: ReleaseAlias[]): Promise<void>;
+  insertTrigger(row: ReleaseTrigger): Promise<void>;
+  insertArtifacts(rows: ReleaseArtifact[]): Promise<void>;
+  getRelease(id: string): Promise<Release | undefined>;
+  findReleaseByCommit(repository: string, project: string, commitSha: string): Promise<Release | undefined>;
+  findReleaseByAlias(repository: string, project: string, alias: string): Promise<Release | undefined>;
+  findReleaseByNumber(repository: string, project: string, releaseNumber: number): Promise<Release | undefined>;
+  /** At most `limit` releases whose commit SHA starts with `prefix`. */
+  findReleasesByShaPrefix(repository: string, project: string, prefix: string, limit: number): Promise<Release[]>;
+  listReleases(repository: string, project: string, limit: number, offset: number): Promise<Page<Release>>;
+  listAliases(releaseIds: string[]): Promise<ReleaseAlias[]>;
+  listArtifacts(releaseIds: string[]): Promise<ReleaseArtifact[]>;
+  listTriggers(releaseIds: string[]): Promise<ReleaseTrigger[]>;
+
+  // Deployments
+  /** Serialises deployments of one (environment, repository, project) until the transaction ends. */
+  lockDeploymentTarget(environment: string, repository: string, project: string): Promise<void>;
+  insertDeployment(row: Deployment): Promise<void>;
+  getDeployment(id: string): Promise<Deployment | undefined>;
+  updateDeployment(id: string, patch: Partial<Pick<Deployment, 'status' | 'gitops_commit_sha' | 'error' | 'deployed_at'>>): Promise<void>;
+  /** Marks the active deployment(s) of the target other than `exceptId` superseded. */
+  supersedeActive(environment: string, repository: string, project: string, exceptId: string): Promise<void>;
+  findActiveDeployment(environment: string, repository: string, project: string): Promise<Deployment | undefined>;
+  listDeployments(environment: string, repository: string, project: string, limit: number, offset: number): Promise<Page<Deployment>>;
+
+  // Approvals
+  insertApproval(row: ReleaseApproval): Promise<void>;
+  getApproval(id: string, opts?: { forUpdate?: boolean }): Promise<ReleaseApproval | undefined>;
+  /** Newest first. */
+  listApprovals(releaseId: string, environment: string): Promise<ReleaseApproval[]>;
+  updateApproval(id: string, patch: Partial<Pick<ReleaseApproval, 'status' | 'revoked_at' | 'revoked_by'>>): Promise<void>;
+
+  // Events outbox
+  insertEvents(events: EventEnvelope[]): Promise<void>;
+}
+
+export interface Store extends Repos {
+  readonly kind: 'pglite' | 'postgres';
+  transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /** Claims up to `limit` unpublished events (oldest first), hands them to `deliver`, marks them published. */
+  relayEvents(limit: number, deliver: (events: StoredEvent[]) => Promise<void>): Promise<number>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Delivers committed events to subscribers (in-process bus and SSE; NATS `forge.events.<type>`). */
+export interface EventPublisher {
+  publish(events: EventEnvelope[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Writes ReleasePointer files into the GitOps repository and returns the commit SHA. */
+export interface GitOpsWriter {
+  writePointer(pointer: PointerWrite): Promise<{ commitSha: string }>;
+}
+
+export interface PointerWrite {
+  environment: string;
+  repository: string;
+  project: string;
+  release: Release;
+  aliases: ReleaseAlias[];
+  deployedBy: string;
+  deployedAt: Date;
+  approvedBy: string | null;
+  approvedAt: Date | null;
+  message: string;
+}

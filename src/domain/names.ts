@@ -7,7 +7,7 @@ import { invalid } from './errors.ts';
 
 /** A git ref-like name: branch, tag, alias. Letters, digits, `.`, `_`, `/`, `+`, `-`; no `..`, `//`,
  * no component starting with `.` or `-`, no trailing `/` or `.lock`. */
-const REF_LIKE = String.raw`(?!.*\.\.)(?!.*//)(?!.*/$)(?!.*\.lock$)(?!(?:.*/)?[.-])[A-Za-z0-9._/+-]`;
+const REF_LIKE = String.raw`(?!/)(?!.*\.\.)(?!.*//)(?!.*/$)(?!.*\.lock$)(?!(?:.*/)?[.-])[A-Za-z0-9._/+-]`;
 
 export const NAME_PATTERNS = {
   /** GitHub `owner/name`: owner 1–39 of [A-Za-z0-9-] starting alphanumeric; name 1–100 of [A-Za-z0-9._-]. */

@@ -84,8 +84,8 @@ export interface Repos {
   listTriggers(releaseIds: string[]): Promise<ReleaseTrigger[]>;
 
   // Deployments
-  /** Serialises deployments of one (environment, repository, project) until the transaction ends. */
-  lockDeploymentTarget(environment: string, repository: string, project: string): Promise<void>;
+  /** A transaction-scoped advisory lock on `key`: holders of the same key take turns until commit. */
+  lock(key: string): Promise<void>;
   insertDeployment(row: Deployment): Promise<void>;
   getDeployment(id: string): Promise<Deployment | undefined>;
   updateDeployment(id: string, patch: Partial<Pick<Deployment, 'status' | 'gitops_commit_sha' | 'error' | 'deployed_at'>>): Promise<void>;

@@ -1,0 +1,126 @@
+/**
+ * The Fastify application: /v1 routes, health, metrics and the OpenAPI document. Routes parse,
+ * authorise, call one engine function and shape the result; errors become HTTP only in errors.ts.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
+import { ForgeError } from '../domain/errors.ts';
+import type { Identity } from '../domain/identity.ts';
+import type { EngineContext } from '../engine/context.ts';
+import type { EventBus } from '../queue/events.memory.ts';
+import type { RateLimits } from '../settings/settings.ts';
+import type { TokenVerifier } from '../auth/token-verifier.ts';
+import { handleError, errorBody } from './errors.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { runRoutes } from './runs.routes.ts';
+import { releaseRoutes } from './releases.routes.ts';
+import { deploymentRoutes } from './deployments.routes.ts';
+import { eventRoutes } from './events.routes.ts';
+import { healthRoutes } from './health.routes.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity: Identity;
+  }
+}
+
+export interface AppOptions {
+  ctx: EngineContext;
+  verifier: TokenVerifier;
+  bus: EventBus;
+  rateLimits: RateLimits | 'off';
+  logLevel?: string;
+  version?: string;
+}
+
+export interface Limiters {
+  runCreate?: RateLimiter;
+  releaseLookup?: RateLimiter;
+  deploymentCreate?: RateLimiter;
+}
+
+export interface RouteDeps {
+  ctx: EngineContext;
+  bus: EventBus;
+  limiters: Limiters;
+}
+
+const BODY_LIMIT = 1_048_576;
+
+/** `{repo}` is owner/name; clients may send it as one URL-encoded segment (owner%2Fname). */
+export function rewriteEncodedRepository(url: string): string {
+  const match = /^(\/v1\/(?:releases|deployments\/[^/?]+))\/([^/?]+)(.*)$/.exec(url);
+  if (!match || !/%2f/i.test(match[2] ?? '')) return url;
+  return `${match[1]}/${(match[2] ?? '').replace(/%2f/gi, '/')}${match[3] ?? ''}`;
+}
+
+async function authenticate(verifier: TokenVerifier, request: FastifyRequest): Promise<Identity> {
+  const header = request.headers.authorization;
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!match?.[1]) {
+    throw new ForgeError('authentication_required', 'send a bearer token: Authorization: Bearer <token>', {
+      reason: header ? 'malformed_authorization_header' : 'missing_token',
+    });
+  }
+  return verifier.verify(match[1]);
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: options.logLevel ?? 'info' },
+    bodyLimit: BODY_LIMIT,
+    rewriteUrl: (req) => rewriteEncodedRepository(req.url ?? '/'),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    requestIdHeader: 'x-request-id',
+  });
+
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const httpDuration = new Histogram({
+    name: 'forge_http_request_duration_seconds', help: 'API request latency by route',
+    labelNames: ['method', 'route', 'status_code'], registers: [metrics],
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Forge API', version: options.version ?? '0.1.0', description: 'Forge /v1: pipeline runs, releases, deployments, approvals, events.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  // JSON only: a text/plain body is refused (415), not parsed into a string.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, {})));
+
+  app.decorateRequest('identity', undefined as unknown as Identity);
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?')[0] ?? '';
+    if (!path.startsWith('/v1/') || path === '/v1/openapi.json') return;
+    request.identity = await authenticate(options.verifier, request);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  const limits = options.rateLimits;
+  const limiters: Limiters = limits === 'off' ? {} : {
+    runCreate: new RateLimiter('run creation', limits.runCreate),
+    releaseLookup: new RateLimiter('release lookups', limits.releaseLookup),
+    deploymentCreate: new RateLimiter('deployment creation', limits.deploymentCreate),
+  };
+  const deps: RouteDeps = { ctx: options.ctx, bus: options.bus, limiters };
+
+  await app.register(healthRoutes(options.ctx, metrics));
+  await app.register(runRoutes(deps));
+  await app.register(releaseRoutes(deps));
+  await app.register(deploymentRoutes(deps));
+  await app.register(eventRoutes(deps));
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

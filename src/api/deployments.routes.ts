@@ -1,0 +1,77 @@
+/** Deployments (create, current, history) and approvals (create, status, revoke). */
+import type { FastifyPluginAsync } from 'fastify';
+import { deployPermissionFor, requirePermission } from '../auth/permissions.ts';
+import { createApproval, listApprovals, revokeApproval } from '../engine/approvals.ts';
+import { createDeployment, currentDeployment, deploymentHistory } from '../engine/deployments.ts';
+import type { RouteDeps } from './app.ts';
+import { repositoryOf } from './releases.routes.ts';
+import {
+  S, approvalSchema, approvalStatusResponse, createApprovalBody, createApprovalResponse, createDeploymentBody,
+  createDeploymentResponse, deploymentHistoryResponse, deploymentParams, deploymentSchema, errorResponses, pageQuery,
+} from './schemas.ts';
+
+type TargetParams = { environment: string; owner: string; name: string; project: string };
+
+export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
+  app.post<{ Body: { release_id: string; environment: string; approval_id?: string } }>('/v1/deployments', {
+    schema: {
+      summary: 'Deploy a release to an environment (policy and approvals permitting)', tags: ['deployments'],
+      body: createDeploymentBody, response: { 201: createDeploymentResponse, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    requirePermission(request.identity, deployPermissionFor(request.body.environment));
+    limiters.deploymentCreate?.take(request.body.environment);
+    const deployment = await createDeployment(ctx, request.body, request.identity.actor);
+    return reply.status(201).send({ id: deployment.id, deployment_id: deployment.id, gitops_commit_sha: deployment.gitops_commit_sha, status: deployment.status });
+  });
+
+  app.get<{ Params: TargetParams }>('/v1/deployments/:environment/:owner/:name/:project', {
+    schema: { summary: 'The active deployment of a project in an environment', tags: ['deployments'], params: deploymentParams, response: { 200: deploymentSchema, ...errorResponses } },
+  }, async (request) => {
+    const p = request.params;
+    return currentDeployment(ctx, p.environment, repositoryOf(p), p.project);
+  });
+
+  app.get<{ Params: TargetParams; Querystring: { limit: number; offset: number } }>('/v1/deployments/:environment/:owner/:name/:project/history', {
+    schema: {
+      summary: 'Deployments of a project in an environment, newest first', tags: ['deployments'],
+      params: deploymentParams, querystring: pageQuery, response: { 200: deploymentHistoryResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    const p = request.params;
+    const { limit, offset } = request.query;
+    const page = await deploymentHistory(ctx, p.environment, repositoryOf(p), p.project, limit, offset);
+    return { deployments: page.rows, total: page.total, limit, offset };
+  });
+
+  app.post<{ Body: { release_id: string; environment: string; justification: string } }>('/v1/approvals', {
+    schema: { summary: 'Approve a release for an environment (as yourself)', tags: ['approvals'], body: createApprovalBody, response: { 201: createApprovalResponse, ...errorResponses } },
+  }, async (request, reply) => {
+    requirePermission(request.identity, 'approvals:create');
+    return reply.status(201).send(await createApproval(ctx, request.body, request.identity.actor));
+  });
+
+  app.get<{ Params: { release_id: string; environment: string } }>('/v1/approvals/:release_id/:environment', {
+    schema: {
+      summary: 'Approval status of a release for an environment: the newest active approval (else the newest), plus all approvals',
+      tags: ['approvals'],
+      params: { type: 'object', properties: { release_id: S.uuid, environment: S.environment }, required: ['release_id', 'environment'], additionalProperties: false },
+      response: { 200: approvalStatusResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    const approvals = await listApprovals(ctx, request.params.release_id, request.params.environment);
+    const primary = approvals.find((a) => a.status === 'active') ?? approvals[0];
+    return { ...primary, approvals };
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/approvals/:id', {
+    schema: {
+      summary: 'Revoke an approval', tags: ['approvals'],
+      params: { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false },
+      response: { 200: approvalSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    requirePermission(request.identity, 'approvals:revoke');
+    return revokeApproval(ctx, request.params.id, request.identity.actor);
+  });
+};

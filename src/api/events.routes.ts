@@ -1,0 +1,43 @@
+/** GET /v1/events: the event stream over Server-Sent Events, optionally filtered by type. */
+import type { FastifyPluginAsync } from 'fastify';
+import { EVENT_TYPES, type EventType } from '../domain/entities.ts';
+import type { RouteDeps } from './app.ts';
+import { errorResponses } from './schemas.ts';
+
+const HEARTBEAT_MS = 15_000;
+
+export const eventRoutes = ({ bus }: RouteDeps): FastifyPluginAsync => async (app) => {
+  app.get<{ Querystring: { types?: EventType[] } }>('/v1/events', {
+    schema: {
+      summary: 'Stream events (text/event-stream): pipeline.run.created, pipeline.run.completed, release.created, deployment.created',
+      tags: ['events'],
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { types: { type: 'array', items: { type: 'string', enum: EVENT_TYPES }, description: 'comma-separated or repeated' } },
+      },
+      response: { 200: { description: 'text/event-stream of {event_type, timestamp, data} envelopes', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errorResponses },
+    },
+    preValidation: async (request) => {
+      // Accept ?types=a,b as well as ?types=a&types=b.
+      const q = request.query as { types?: string | string[] };
+      if (typeof q.types === 'string') q.types = q.types.split(',').filter(Boolean);
+    },
+  }, async (request, reply) => {
+    const wanted = request.query.types && request.query.types.length > 0 ? new Set(request.query.types) : undefined;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': connected\n\n');
+    const unsubscribe = bus.subscribe((event) => {
+      if (wanted && !wanted.has(event.event_type)) return;
+      res.write(`event: ${event.event_type}\ndata: ${JSON.stringify(event)}\n\n`);
+    });
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
+    const close = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    };
+    request.raw.on('close', close);
+    res.on('error', close);
+  });
+};

@@ -1,0 +1,55 @@
+/** Releases: register, look up by alias / number / SHA prefix, list. */
+import type { FastifyPluginAsync } from 'fastify';
+import { requirePermission } from '../auth/permissions.ts';
+import { checkName } from '../domain/names.ts';
+import { createRelease, getRelease, listReleases, type CreateReleaseInput } from '../engine/releases.ts';
+import { canonicalId } from '../engine/releases.ts';
+import type { RouteDeps } from './app.ts';
+import {
+  S, createReleaseBody, createReleaseResponse, errorResponses, pageQuery, releaseListResponse, releaseSchema,
+} from './schemas.ts';
+
+const params = (withRef: boolean) => ({
+  type: 'object',
+  properties: { owner: { type: 'string' }, name: { type: 'string' }, project: S.project, ...(withRef ? { ref: S.releaseRef } : {}) },
+  required: ['owner', 'name', 'project', ...(withRef ? ['ref'] : [])],
+  additionalProperties: false,
+}) as const;
+
+/** `{repo}` arrives as two path segments; check the joined name like any other repository. */
+export const repositoryOf = (p: { owner: string; name: string }) => checkName('repository', 'repository', `${p.owner}/${p.name}`);
+
+export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
+  app.post<{ Body: CreateReleaseInput }>('/v1/releases', {
+    schema: {
+      summary: 'Register a release (idempotent per repository + project + commit)', tags: ['releases'], body: createReleaseBody,
+      response: { 200: createReleaseResponse, 201: createReleaseResponse, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    requirePermission(request.identity, 'releases:create');
+    const { release, created } = await createRelease(ctx, request.body, request.identity.actor);
+    return reply.status(created ? 201 : 200).send({ id: release.id, release_number: release.release_number, oci_uri: release.oci_uri, canonical_id: canonicalId(release) });
+  });
+
+  app.get<{ Params: { owner: string; name: string; project: string }; Querystring: { limit: number; offset: number } }>('/v1/releases/:owner/:name/:project', {
+    schema: {
+      summary: 'List releases of a project, newest first ({repo} may also be sent URL-encoded as owner%2Fname)', tags: ['releases'],
+      params: params(false), querystring: pageQuery, response: { 200: releaseListResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    limiters.releaseLookup?.take('');
+    const { limit, offset } = request.query;
+    const page = await listReleases(ctx, repositoryOf(request.params), request.params.project, limit, offset);
+    return { releases: page.rows, total: page.total, limit, offset };
+  });
+
+  app.get<{ Params: { owner: string; name: string; project: string; ref: string } }>('/v1/releases/:owner/:name/:project/:ref', {
+    schema: {
+      summary: 'Get a release by alias, release number, or full/prefix commit SHA (in that order)', tags: ['releases'],
+      params: params(true), response: { 200: releaseSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    limiters.releaseLookup?.take('');
+    return getRelease(ctx, repositoryOf(request.params), request.params.project, request.params.ref);
+  });
+};

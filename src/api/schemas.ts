@@ -1,0 +1,194 @@
+/**
+ * JSON schemas of the /v1 API. They validate requests (a bad body is a 422 before any use case
+ * runs), shape responses, and generate /v1/openapi.json. Name patterns come from domain/names.ts.
+ */
+import { NAME_PATTERNS, NAME_RULES } from '../domain/names.ts';
+import {
+  ALIAS_TYPES, APPROVAL_STATUSES, ARTIFACT_TYPES, DEPLOYMENT_STATUSES, EXECUTION_STATUSES,
+  RELEASE_TRIGGER_TYPES, REPORTED_STATUSES, RUN_STATUSES, TRIGGER_TYPES,
+} from '../domain/statuses.ts';
+
+const str = (pattern: string, description: string, maxLength?: number) =>
+  ({ type: 'string', pattern, description, ...(maxLength ? { maxLength } : {}) }) as const;
+
+export const S = {
+  repository: str(NAME_PATTERNS.repository, `repository, ${NAME_RULES.repository}`, 140),
+  project: str(NAME_PATTERNS.project, `project, ${NAME_RULES.project}`, 63),
+  environment: str(NAME_PATTERNS.environment, `environment, ${NAME_RULES.environment}`, 63),
+  branch: str(NAME_PATTERNS.branch, `branch, ${NAME_RULES.branch}`, 255),
+  tag: str(NAME_PATTERNS.tag, `tag, ${NAME_RULES.tag}`, 255),
+  alias: str(NAME_PATTERNS.alias, `alias, ${NAME_RULES.alias}`, 128),
+  commitSha: str(NAME_PATTERNS.commitSha, NAME_RULES.commitSha, 64),
+  actor: str(NAME_PATTERNS.actor, NAME_RULES.actor, 255),
+  uuid: { type: 'string', format: 'uuid', pattern: NAME_PATTERNS.uuid },
+  /** Release reference: alias, number or SHA prefix — any alias-shaped string. */
+  releaseRef: str(NAME_PATTERNS.alias, 'release id: alias, release number, or full/prefix commit SHA', 128),
+  uri: { type: 'string', minLength: 1, maxLength: 2048, pattern: String.raw`^[^\u0000-\u001f\u007f\s]+$` },
+  digest: { type: 'string', pattern: String.raw`^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`, maxLength: 200 },
+  time: { type: 'string', format: 'date-time' },
+  nullableTime: { type: ['string', 'null'], format: 'date-time' },
+  nullableString: { type: ['string', 'null'] },
+  limit: { type: 'integer', minimum: 1, maximum: 500, default: 20 },
+  offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: 0 },
+} as const;
+
+const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties), extra: Record<string, unknown> = {}) =>
+  ({ type: 'object', properties, required, additionalProperties: false, ...extra }) as const;
+
+export const errorSchema = obj({
+  error: obj({
+    code: { type: 'string' },
+    message: { type: 'string' },
+    details: { type: 'object', additionalProperties: true },
+  }),
+});
+
+export const errorResponses = {
+  400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema,
+  413: errorSchema, 415: errorSchema, 422: errorSchema, 429: errorSchema, 500: errorSchema, 503: errorSchema,
+} as const;
+
+// ---- Runs -----------------------------------------------------------------------------------
+
+export const githubContextSchema = obj({
+  pr_number: { type: 'integer', minimum: 1 },
+  run_id: { type: 'integer', minimum: 0 },
+  context: { type: 'string', maxLength: 255, pattern: NAME_PATTERNS.actor },
+  check_run_id: { type: 'integer', minimum: 0 },
+}, []);
+
+export const createRunBody = obj({
+  repository: S.repository,
+  branch: S.branch,
+  commit_sha: S.commitSha,
+  triggered_by: S.actor,
+  trigger_type: { type: 'string', enum: TRIGGER_TYPES },
+  github_context: githubContextSchema,
+}, ['repository', 'branch', 'commit_sha', 'trigger_type']);
+
+export const createRunResponse = obj({ id: S.uuid, status: { type: 'string', enum: RUN_STATUSES }, started_at: S.time });
+
+const stepSchema = obj({
+  id: S.uuid, step_name: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' },
+  status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
+  exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString,
+});
+const taskSchema = obj({
+  id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },
+  status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
+  error: S.nullableString, steps: { type: 'array', items: stepSchema },
+});
+const phaseSchema = obj({
+  id: S.uuid, name: { type: 'string' }, group_number: { type: 'integer' },
+  status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
+  tasks: { type: 'array', items: taskSchema },
+});
+const runFields = {
+  id: S.uuid, repository: { type: 'string' }, branch: { type: 'string' }, commit_sha: { type: 'string' },
+  triggered_by: { type: 'string' }, trigger_type: { type: 'string', enum: TRIGGER_TYPES },
+  status: { type: 'string', enum: RUN_STATUSES }, started_at: S.time, completed_at: S.nullableTime,
+  argo_workflow_name: S.nullableString, error_code: S.nullableString, error_message: S.nullableString,
+  github_context: { anyOf: [githubContextSchema, { type: 'null' }] },
+};
+export const runSchema = obj(runFields);
+export const runTreeSchema = obj({ ...runFields, phases: { type: 'array', items: phaseSchema } });
+export const runListQuery = obj({
+  repository: S.repository, branch: S.branch, status: { type: 'string', enum: RUN_STATUSES }, limit: S.limit, offset: S.offset,
+}, []);
+export const runListResponse = obj({ runs: { type: 'array', items: runSchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
+
+export const taskStatusBody = obj({
+  status: { type: 'string', enum: REPORTED_STATUSES },
+  error: { type: 'string', maxLength: 10_000 },
+}, ['status']);
+export const stepStatusBody = obj({
+  status: { type: 'string', enum: REPORTED_STATUSES },
+  exit_code: { type: ['integer', 'null'], minimum: -1, maximum: 255 },
+  logs_s3_key: { type: ['string', 'null'], maxLength: 1024, pattern: String.raw`^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/+=-]+$` },
+}, ['status']);
+export const taskResponse = obj({
+  id: S.uuid, phase_execution_id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },
+  status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime, error: S.nullableString,
+});
+export const stepResponse = obj({
+  id: S.uuid, task_execution_id: S.uuid, step_name: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' },
+  status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
+  exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString,
+});
+
+// ---- Releases -------------------------------------------------------------------------------
+
+export const createReleaseBody = obj({
+  pipeline_run_id: S.uuid,
+  repository: S.repository,
+  project: S.project,
+  commit_sha: S.commitSha,
+  artifacts: {
+    type: 'array', maxItems: 50,
+    items: obj({
+      name: S.project, type: { type: 'string', enum: ARTIFACT_TYPES }, tracking_oci_uri: S.uri,
+      tracking_oci_digest: S.digest, primary_published_uri: S.uri,
+    }, ['name', 'type', 'tracking_oci_uri', 'primary_published_uri']),
+  },
+  oci_uri: S.uri,
+  oci_digest: S.digest,
+  trigger: obj({ type: { type: 'string', enum: RELEASE_TRIGGER_TYPES }, branch: S.branch, tag: S.tag }, ['type']),
+  tagging_strategy: { type: 'string', enum: ['monorepo', 'tag-all'] },
+  aliases: { type: 'array', maxItems: 20, items: S.alias },
+}, ['repository', 'project', 'commit_sha', 'artifacts']);
+
+export const createReleaseResponse = obj({ id: S.uuid, release_number: { type: 'integer' }, oci_uri: { type: 'string' }, canonical_id: { type: 'string' } });
+
+export const releaseSchema = obj({
+  id: S.uuid, repository: { type: 'string' }, project: { type: 'string' }, commit_sha: { type: 'string' },
+  release_number: { type: 'integer' }, pipeline_run_id: { type: ['string', 'null'] }, oci_uri: { type: 'string' },
+  oci_digest: S.nullableString, created_at: S.time, created_by: { type: 'string' }, canonical_id: { type: 'string' },
+  trigger: {
+    anyOf: [obj({
+      trigger_type: { type: 'string', enum: RELEASE_TRIGGER_TYPES }, branch: S.nullableString, tag: S.nullableString,
+      triggered_by: { type: 'string' }, triggered_at: S.time,
+    }), { type: 'null' }],
+  },
+  artifacts: {
+    type: 'array',
+    items: obj({
+      id: S.uuid, artifact_name: { type: 'string' }, artifact_type: { type: 'string', enum: ARTIFACT_TYPES },
+      tracking_oci_uri: { type: 'string' }, tracking_oci_digest: S.nullableString, primary_published_uri: { type: 'string' }, created_at: S.time,
+    }),
+  },
+  aliases: { type: 'array', items: obj({ alias: { type: 'string' }, alias_type: { type: 'string', enum: ALIAS_TYPES } }) },
+});
+
+export const releaseListResponse = obj({ releases: { type: 'array', items: releaseSchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
+export const pageQuery = obj({ limit: S.limit, offset: S.offset }, []);
+
+export const repoProjectParams = obj({ owner: { type: 'string' }, name: { type: 'string' }, project: S.project });
+
+// ---- Deployments & approvals ------------------------------------------------------------------
+
+export const createDeploymentBody = obj({ release_id: S.uuid, environment: S.environment, approval_id: S.uuid }, ['release_id', 'environment']);
+export const createDeploymentResponse = obj({
+  id: S.uuid, deployment_id: { type: 'string' }, gitops_commit_sha: S.nullableString,
+  status: { type: 'string', enum: DEPLOYMENT_STATUSES },
+});
+export const deploymentSchema = obj({
+  deployment_id: S.uuid, release_id: S.uuid, release_number: { type: 'integer' }, commit_sha: { type: 'string' },
+  repository: { type: 'string' }, project: { type: 'string' }, environment: { type: 'string' },
+  status: { type: 'string', enum: DEPLOYMENT_STATUSES }, deployed_at: S.time, deployed_by: { type: 'string' },
+  gitops_commit_sha: S.nullableString, approval_id: { type: ['string', 'null'] }, error: S.nullableString,
+});
+export const deploymentHistoryResponse = obj({ deployments: { type: 'array', items: deploymentSchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
+export const deploymentParams = obj({ environment: S.environment, owner: { type: 'string' }, name: { type: 'string' }, project: S.project });
+
+export const createApprovalBody = obj({
+  release_id: S.uuid, environment: S.environment,
+  justification: { type: 'string', minLength: 1, maxLength: 4000 },
+});
+const approvalFields = {
+  approval_id: S.uuid, release_id: S.uuid, environment: { type: 'string' }, approver: { type: 'string' },
+  approved_at: S.time, expires_at: S.nullableTime, justification: { type: 'string' },
+  status: { type: 'string', enum: APPROVAL_STATUSES }, revoked_at: S.nullableTime, revoked_by: S.nullableString,
+};
+export const approvalSchema = obj(approvalFields);
+export const createApprovalResponse = obj(approvalFields);
+export const approvalStatusResponse = obj({ ...approvalFields, approvals: { type: 'array', items: approvalSchema } });

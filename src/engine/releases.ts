@@ -1,0 +1,197 @@
+/**
+ * Release use cases: register an immutable release with the next gap-free number of its project,
+ * its aliases, trigger and artifacts; look releases up by alias, number or SHA prefix.
+ *
+ * Numbering: the (repository, project) counter row is locked and bumped in the same transaction
+ * as the insert, so an attempt that fails rolls its number back and concurrent creates queue on
+ * the row (digest §7.5). Creating a release for a commit that already has one returns that release.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Release, ReleaseAlias, ReleaseArtifact, ReleaseTrigger } from '../domain/entities.ts';
+import { envelope } from '../domain/entities.ts';
+import { conflict, invalid, notFound } from '../domain/errors.ts';
+import { isValidName, normaliseSha } from '../domain/names.ts';
+import type { ArtifactType, ReleaseTriggerType } from '../domain/statuses.ts';
+import type { EngineContext } from './context.ts';
+import { uniqueViolation } from './db-errors.ts';
+import type { Page } from './ports.ts';
+
+export const MAX_ARTIFACTS = 50;
+
+export interface CreateReleaseInput {
+  pipeline_run_id?: string | undefined;
+  repository: string;
+  project: string;
+  commit_sha: string;
+  artifacts: { name: string; type: ArtifactType; tracking_oci_uri: string; tracking_oci_digest?: string | undefined; primary_published_uri: string }[];
+  oci_uri?: string | undefined;
+  oci_digest?: string | undefined;
+  trigger?: { type: ReleaseTriggerType; branch?: string | undefined; tag?: string | undefined } | undefined;
+  tagging_strategy?: 'monorepo' | 'tag-all' | undefined;
+  aliases?: string[] | undefined;
+}
+
+export interface ReleaseView extends Release {
+  canonical_id: string;
+  trigger: Omit<ReleaseTrigger, 'release_id'> | null;
+  artifacts: Omit<ReleaseArtifact, 'release_id'>[];
+  aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[];
+}
+
+export const canonicalId = (r: Pick<Release, 'repository' | 'project' | 'commit_sha'>) => `${r.repository}/${r.project}/${r.commit_sha}`;
+
+/**
+ * The tag alias of a release, or undefined when the tag is not valid for the tagging strategy
+ * (digest §1.9): monorepo tags are `<project>/v*` (alias: the part after the slash); tag-all tags
+ * are bare `v*`. Without an explicit strategy, a tag with a slash is read as monorepo.
+ */
+export function tagAlias(tag: string, project: string, strategy?: 'monorepo' | 'tag-all'): string | undefined {
+  const monorepo = strategy === 'monorepo' || (strategy === undefined && tag.includes('/'));
+  if (monorepo) {
+    const prefix = `${project}/`;
+    return tag.startsWith(prefix) && tag.slice(prefix.length).startsWith('v') ? tag.slice(prefix.length) : undefined;
+  }
+  return /^v[^/]*$/.test(tag) ? tag : undefined;
+}
+
+function deriveTrigger(input: CreateReleaseInput, run: { trigger_type: string; branch: string } | undefined): { type: ReleaseTriggerType; branch: string | null; tag: string | null } {
+  if (input.trigger) {
+    const { type, branch, tag } = input.trigger;
+    if (type === 'branch_push' && !branch) throw invalid('trigger.branch is required when trigger.type is branch_push', { field: 'trigger.branch' });
+    if (type === 'tag' && !tag) throw invalid('trigger.tag is required when trigger.type is tag', { field: 'trigger.tag' });
+    return { type, branch: branch ?? null, tag: tag ?? null };
+  }
+  if (run && run.trigger_type !== 'manual') return { type: 'branch_push', branch: run.branch, tag: null };
+  return { type: 'manual', branch: run?.branch ?? null, tag: null };
+}
+
+export async function createRelease(ctx: EngineContext, input: CreateReleaseInput, actor: string): Promise<{ release: Release; created: boolean }> {
+  const commitSha = normaliseSha(input.commit_sha);
+  const { repository, project } = input;
+  if (input.artifacts.length > MAX_ARTIFACTS) throw invalid(`a release holds at most ${MAX_ARTIFACTS} artifacts`, { field: 'artifacts', count: input.artifacts.length });
+  const names = new Set<string>();
+  for (const a of input.artifacts) {
+    if (names.has(a.name)) throw invalid(`artifact ${a.name} is listed twice`, { field: 'artifacts', artifact: a.name });
+    names.add(a.name);
+  }
+  const custom = [...new Set(input.aliases ?? [])];
+  for (const alias of custom) {
+    if (/^\d+$/.test(alias)) throw invalid(`alias ${alias} is numeric; numeric aliases are the release numbers`, { field: 'aliases', alias });
+  }
+  const existing = await ctx.store.findReleaseByCommit(repository, project, commitSha);
+  if (existing) return { release: existing, created: false };
+
+  let run: { trigger_type: string; branch: string } | undefined;
+  if (input.pipeline_run_id !== undefined) {
+    const found = await ctx.store.getRun(input.pipeline_run_id);
+    if (!found) throw invalid('pipeline_run_id names no pipeline run', { field: 'pipeline_run_id', pipeline_run_id: input.pipeline_run_id });
+    if (found.repository !== repository || found.commit_sha !== commitSha) {
+      throw invalid('the pipeline run is for another repository or commit', {
+        field: 'pipeline_run_id', run_repository: found.repository, run_commit_sha: found.commit_sha,
+      });
+    }
+    run = found;
+  }
+  const trigger = deriveTrigger(input, run);
+  const now = ctx.clock.now();
+  const ociUri = input.oci_uri ?? `${ctx.releaseRegistry}/${repository.toLowerCase()}/${project}:${commitSha}`;
+
+  const outcome = await ctx.store.transaction(async (tx) => {
+    const last = await tx.lockReleaseCounter(repository, project);
+    // Re-check under the counter lock: a concurrent create for this commit may have committed.
+    const raced = await tx.findReleaseByCommit(repository, project, commitSha);
+    if (raced) return { release: raced, created: false };
+    const number = last + 1;
+    const release: Release = {
+      id: randomUUID(), repository, project, commit_sha: commitSha, release_number: number,
+      pipeline_run_id: input.pipeline_run_id ?? null, oci_uri: ociUri, oci_digest: input.oci_digest ?? null,
+      created_at: now, created_by: actor,
+    };
+    const alias = (value: string, type: ReleaseAlias['alias_type']): ReleaseAlias => ({
+      id: randomUUID(), release_id: release.id, repository, project, alias: value, alias_type: type,
+    });
+    const aliases = [alias(String(number), 'numeric')];
+    const tag = trigger.tag === null ? undefined : tagAlias(trigger.tag, project, input.tagging_strategy);
+    if (tag !== undefined && isValidName('alias', tag)) aliases.push(alias(tag, 'tag'));
+    if (trigger.type === 'branch_push' && trigger.branch !== null) {
+      const branchAlias = `${trigger.branch}-${number}`;
+      if (isValidName('alias', branchAlias)) aliases.push(alias(branchAlias, 'branch'));
+    }
+    for (const value of custom) if (!aliases.some((a) => a.alias === value)) aliases.push(alias(value, 'custom'));
+    await tx.insertRelease(release);
+    await tx.insertTrigger({ release_id: release.id, trigger_type: trigger.type, branch: trigger.branch, tag: trigger.tag, triggered_by: actor, triggered_at: now });
+    try {
+      await tx.insertAliases(aliases);
+    } catch (error) {
+      if (uniqueViolation(error) === undefined) throw error;
+      const taken = aliases.filter((a) => a.alias_type !== 'numeric').map((a) => a.alias);
+      throw conflict(`an alias of this release is already used by another release of ${repository}/${project}`, { aliases: taken });
+    }
+    await tx.insertArtifacts(input.artifacts.map((a) => ({
+      id: randomUUID(), release_id: release.id, artifact_name: a.name, artifact_type: a.type,
+      tracking_oci_uri: a.tracking_oci_uri, tracking_oci_digest: a.tracking_oci_digest ?? null,
+      primary_published_uri: a.primary_published_uri, created_at: now,
+    })));
+    await tx.setReleaseCounter(repository, project, number);
+    await tx.insertEvents([envelope('release.created', { release_id: release.id, repository, project, commit_sha: commitSha, release_number: number }, now)]);
+    return { release, created: true };
+  });
+  if (outcome.created) ctx.eventsWritten();
+  return outcome;
+}
+
+export async function viewReleases(ctx: EngineContext, releases: Release[]): Promise<ReleaseView[]> {
+  const ids = releases.map((r) => r.id);
+  const [aliases, artifacts, triggers] = await Promise.all([
+    ctx.store.listAliases(ids), ctx.store.listArtifacts(ids), ctx.store.listTriggers(ids),
+  ]);
+  return releases.map((r) => {
+    const trigger = triggers.find((t) => t.release_id === r.id);
+    return {
+      ...r,
+      canonical_id: canonicalId(r),
+      trigger: trigger ? { trigger_type: trigger.trigger_type, branch: trigger.branch, tag: trigger.tag, triggered_by: trigger.triggered_by, triggered_at: trigger.triggered_at } : null,
+      artifacts: artifacts.filter((a) => a.release_id === r.id).map(({ release_id: _, ...a }) => a),
+      aliases: aliases.filter((a) => a.release_id === r.id).map((a) => ({ alias: a.alias, alias_type: a.alias_type })),
+    };
+  });
+}
+
+/** Resolves `ref` as alias, then release number, then full or prefix commit SHA (digest §4.1). */
+export async function resolveRelease(ctx: EngineContext, repository: string, project: string, ref: string): Promise<Release> {
+  const byAlias = await ctx.store.findReleaseByAlias(repository, project, ref);
+  if (byAlias) return byAlias;
+  if (/^\d{1,9}$/.test(ref)) {
+    const byNumber = await ctx.store.findReleaseByNumber(repository, project, Number(ref));
+    if (byNumber) return byNumber;
+  }
+  if (isValidName('shaPrefix', ref)) {
+    const matches = await ctx.store.findReleasesByShaPrefix(repository, project, ref.toLowerCase(), 5);
+    if (matches.length === 1 && matches[0]) return matches[0];
+    if (matches.length > 1) {
+      throw conflict(`commit prefix ${ref} matches several releases; use more characters`, {
+        ref, candidates: matches.map((m) => ({ release_number: m.release_number, commit_sha: m.commit_sha })),
+      });
+    }
+  }
+  throw notFound(`release ${ref} of ${repository}/${project}`, {
+    repository, project, ref, looked_up_as: ['alias', 'release number', 'commit SHA or prefix'],
+  });
+}
+
+export async function getRelease(ctx: EngineContext, repository: string, project: string, ref: string): Promise<ReleaseView> {
+  const [view] = await viewReleases(ctx, [await resolveRelease(ctx, repository, project, ref)]);
+  if (!view) throw new Error('release view missing');
+  return view;
+}
+
+export async function getReleaseById(ctx: EngineContext, id: string): Promise<Release> {
+  const release = await ctx.store.getRelease(id);
+  if (!release) throw notFound('release', { release_id: id });
+  return release;
+}
+
+export async function listReleases(ctx: EngineContext, repository: string, project: string, limit: number, offset: number): Promise<Page<ReleaseView>> {
+  const page = await ctx.store.listReleases(repository, project, limit, offset);
+  return { rows: await viewReleases(ctx, page.rows), total: page.total };
+}

@@ -1,0 +1,115 @@
+/** Pipeline runs and their phases, tasks and steps. */
+import { sql, type Kysely } from 'kysely';
+import type { PhaseExecution, PipelineRun, StepExecution, TaskExecution } from '../domain/entities.ts';
+import type { ExecutionStatus } from '../domain/statuses.ts';
+import type { Repos } from '../engine/ports.ts';
+import type { Database } from './db.ts';
+import { jsonb } from './json.ts';
+
+type RunRepos = Pick<
+  Repos,
+  | 'insertRun' | 'findRunByCommit' | 'getRun' | 'listRuns' | 'updateRun'
+  | 'insertPhases' | 'insertTasks' | 'insertSteps' | 'listPhases' | 'listTasks' | 'listSteps'
+  | 'getPhase' | 'getTask' | 'getStep' | 'updatePhase' | 'updateTask' | 'updateStep' | 'settleRunExecutions'
+>;
+
+export function runRepos(db: Kysely<Database>): RunRepos {
+  const runs = () => db.selectFrom('pipeline_runs').selectAll();
+  return {
+    async insertRun(run) {
+      const row = await db
+        .insertInto('pipeline_runs')
+        .values({ ...run, discovery_output: jsonb(run.discovery_output), github_context: jsonb(run.github_context) })
+        .onConflict((oc) => oc.columns(['repository', 'commit_sha']).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      return row as PipelineRun | undefined;
+    },
+    async findRunByCommit(repository, commitSha) {
+      return (await runs().where('repository', '=', repository).where('commit_sha', '=', commitSha).executeTakeFirst()) as PipelineRun | undefined;
+    },
+    async getRun(id, opts) {
+      let query = runs().where('id', '=', id);
+      if (opts?.forUpdate) query = query.forUpdate();
+      return (await query.executeTakeFirst()) as PipelineRun | undefined;
+    },
+    async listRuns(filter) {
+      let base = db.selectFrom('pipeline_runs');
+      if (filter.repository !== undefined) base = base.where('repository', '=', filter.repository);
+      if (filter.branch !== undefined) base = base.where('branch', '=', filter.branch);
+      if (filter.status !== undefined) base = base.where('status', '=', filter.status);
+      const [rows, count] = await Promise.all([
+        base.selectAll().orderBy('created_at', 'desc').orderBy('id').limit(filter.limit).offset(filter.offset).execute(),
+        base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
+      ]);
+      return { rows: rows as PipelineRun[], total: count.total };
+    },
+    async updateRun(id, patch) {
+      const { discovery_output, ...rest } = patch;
+      await db
+        .updateTable('pipeline_runs')
+        .set({ ...rest, ...('discovery_output' in patch ? { discovery_output: jsonb(discovery_output) } : {}) })
+        .where('id', '=', id)
+        .execute();
+    },
+    async insertPhases(rows) {
+      if (rows.length > 0) await db.insertInto('phase_executions').values(rows).execute();
+    },
+    async insertTasks(rows) {
+      if (rows.length > 0) await db.insertInto('task_executions').values(rows).execute();
+    },
+    async insertSteps(rows) {
+      if (rows.length > 0) await db.insertInto('step_executions').values(rows).execute();
+    },
+    async listPhases(runId) {
+      return db.selectFrom('phase_executions').selectAll().where('pipeline_run_id', '=', runId)
+        .orderBy('group_number').orderBy('phase_name').execute() as Promise<PhaseExecution[]>;
+    },
+    async listTasks(phaseIds) {
+      if (phaseIds.length === 0) return [];
+      return db.selectFrom('task_executions').selectAll().where('phase_execution_id', '=', sql<string>`ANY(${phaseIds}::uuid[])`)
+        .orderBy('project_name').execute() as Promise<TaskExecution[]>;
+    },
+    async listSteps(taskIds) {
+      if (taskIds.length === 0) return [];
+      return db.selectFrom('step_executions').selectAll().where('task_execution_id', '=', sql<string>`ANY(${taskIds}::uuid[])`)
+        .orderBy('step_name').execute() as Promise<StepExecution[]>;
+    },
+    async getPhase(id, opts) {
+      let query = db.selectFrom('phase_executions').selectAll().where('id', '=', id);
+      if (opts?.forUpdate) query = query.forUpdate();
+      return (await query.executeTakeFirst()) as PhaseExecution | undefined;
+    },
+    async getTask(id, opts) {
+      let query = db.selectFrom('task_executions').selectAll().where('id', '=', id);
+      if (opts?.forUpdate) query = query.forUpdate();
+      return (await query.executeTakeFirst()) as TaskExecution | undefined;
+    },
+    async getStep(id, opts) {
+      let query = db.selectFrom('step_executions').selectAll().where('id', '=', id);
+      if (opts?.forUpdate) query = query.forUpdate();
+      return (await query.executeTakeFirst()) as StepExecution | undefined;
+    },
+    async updatePhase(id, patch) {
+      const { error: _error, ...rest } = patch;
+      await db.updateTable('phase_executions').set(rest).where('id', '=', id).execute();
+    },
+    async updateTask(id, patch) {
+      await db.updateTable('task_executions').set(patch).where('id', '=', id).execute();
+    },
+    async updateStep(id, patch) {
+      await db.updateTable('step_executions').set(patch).where('id', '=', id).execute();
+    },
+    async settleRunExecutions(runId, from, to, at) {
+      const fromList = sql<ExecutionStatus>`ANY(${from}::text[])`;
+      const phaseIds = db.selectFrom('phase_executions').select('id').where('pipeline_run_id', '=', runId);
+      const taskIds = db.selectFrom('task_executions').select('id').where('phase_execution_id', 'in', phaseIds);
+      await db.updateTable('step_executions').set({ status: to, completed_at: at })
+        .where('task_execution_id', 'in', taskIds).where('status', '=', fromList).execute();
+      await db.updateTable('task_executions').set({ status: to, completed_at: at })
+        .where('id', 'in', taskIds).where('status', '=', fromList).execute();
+      await db.updateTable('phase_executions').set({ status: to, completed_at: at })
+        .where('pipeline_run_id', '=', runId).where('status', '=', fromList).execute();
+    },
+  };
+}

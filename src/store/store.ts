@@ -1,0 +1,74 @@
+/**
+ * The store port's two adapters: embedded PGlite in the data dir (DATABASE_URL unset) and
+ * PostgreSQL through `pg`. Both run the same Kysely code; only the dialect differs.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Repos, Store } from '../engine/ports.ts';
+import type { Database } from './db.ts';
+import { deploymentRepos } from './deployment.store.ts';
+import { migrate } from './migrate.ts';
+import { outboxRepos, relayEvents } from './outbox.store.ts';
+import { PGliteDialect } from './pglite.dialect.ts';
+import { releaseRepos } from './release.store.ts';
+import { runRepos } from './run.store.ts';
+
+function repos(db: Kysely<Database>): Repos {
+  return { ...runRepos(db), ...releaseRepos(db), ...deploymentRepos(db), ...outboxRepos(db) };
+}
+
+export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {
+  return {
+    kind,
+    ...repos(db),
+    transaction: (fn) => db.transaction().execute((trx) => fn(repos(trx))),
+    relayEvents: relayEvents(db),
+    async ping() {
+      await sql`SELECT 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+export interface OpenStoreOptions {
+  /** PostgreSQL URL; when absent the embedded PGlite database in `dataDir` is used. */
+  databaseUrl?: string | undefined;
+  dataDir?: string;
+  /** An already-open PGlite (tests load a migrated template into memory). */
+  pglite?: PGlite;
+  poolSize?: number;
+  migrate?: boolean;
+}
+
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  let db: Kysely<Database>;
+  let kind: Store['kind'];
+  if (options.databaseUrl !== undefined) {
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 20 });
+    // An idle client that loses its server must not crash the process; the next query reports it.
+    pool.on('error', () => {});
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    kind = 'postgres';
+  } else {
+    let pglite = options.pglite;
+    if (pglite === undefined) {
+      if (options.dataDir === undefined) throw new Error('openStore needs databaseUrl, dataDir or pglite');
+      mkdirSync(options.dataDir, { recursive: true });
+      pglite = new PGlite(join(options.dataDir, 'pglite'));
+    }
+    db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    kind = 'pglite';
+  }
+  if (options.migrate !== false) {
+    try {
+      await migrate(db);
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
+  }
+  return storeOver(db, kind);
+}

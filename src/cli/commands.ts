@@ -1,4 +1,14 @@
+/**
+ * The API client commands of `forge`: runs, releases, deploy, approve, approvals, deployments.
+ * Each parses its arguments, calls the /v1 API through client.ts and prints (session.ts, output.ts).
+ */
 import type { Command } from 'commander';
+import { registerDeploymentCommands } from './deployments.commands.ts';
+import { registerReleaseCommands } from './releases.commands.ts';
+import { registerRunCommands } from './runs.commands.ts';
 
-/** The API client commands; filled in by the CLI module. */
-export function registerClientCommands(_program: Command): void {}
+export function registerClientCommands(program: Command): void {
+  registerRunCommands(program);
+  registerReleaseCommands(program);
+  registerDeploymentCommands(program);
+}

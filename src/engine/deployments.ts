@@ -67,7 +67,7 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
     ? await approvalFor(ctx, release, policy.name, input.approval_id, policy.approvals_required)
     : undefined;
   const aliases = await ctx.store.listAliases([release.id]);
-  const key = `${policy.name}\u0000${release.repository}\u0000${release.project}`;
+  const key = `${policy.name}:${release.repository}:${release.project}`;
   // One deployment of a target at a time in this process, so pointer commits and activation keep order.
   return targets.run(key, async () => {
     const now = ctx.clock.now();

@@ -2,17 +2,22 @@
  * GitOps writer on the git CLI: one commit per deployment, pushed to `main` of the GitOps remote.
  *
  * Embedded default: a bare repository at `<dataDir>/gitops.git`; production: any git remote (`url`).
- * One working clone at `<dataDir>/gitops-work`, shared by every write of this process, so writes
- * are serialised. States of a write (all under the mutex):
+ * One working clone at `<dataDir>/gitops-work` serves every write of this process. Writes queue;
+ * the queue drains in batches, one batch at a time (a mutex per clone). A batch goes through:
  *
  *   sync      fetch origin; reset to origin/main, or to an empty unborn `main` when the remote has
  *             no commits yet (the first push creates it)
- *   commit    write the pointer file, `git add`, `git commit --allow-empty` (every deployment gets
- *             its own audit commit, even when the pointer is unchanged)
- *   push      `git push origin HEAD:main` → done
- *             rejected because another writer moved main → wait (jittered backoff) → sync again;
- *             after MAX_PUSH_ATTEMPTS rejections → RetryableError
- *             any other failure (auth, network, hook) → Error at once
+ *   commit    per write: write its pointer file, `git add`, `git commit --allow-empty` (every
+ *             deployment has its own audit commit, even when the pointer is unchanged); a write
+ *             that cannot be made on this tree fails alone
+ *   push      `git push origin HEAD:main` → every write resolves with its own commit SHA
+ *             rejected because another writer moved main → backoff (jittered) → sync again;
+ *             after MAX_PUSH_ATTEMPTS rejections → RetryableError for the batch
+ *             any other failure (auth, network, hook) → that error for the batch, at once
+ *
+ * Why batches: with one push per write, a writer with a backlog pushes back to back and another
+ * writer on the same remote keeps losing the race; one push per batch keeps the remote's main
+ * still long enough for the other side to land (and costs one fetch and one push, not N).
  *
  * git runs without a shell, without the user's global or system config, without prompts and
  * without hooks, so the result does not depend on who runs the process.
@@ -51,6 +56,8 @@ export interface GitGitOps extends GitOpsWriter {
 }
 
 export const MAX_PUSH_ATTEMPTS = 6;
+/** Writes queued while a push is in flight go out together, each as its own commit. */
+const MAX_BATCH = 20;
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 2_000;
 const BRANCH_REF = 'refs/heads/main';
@@ -72,56 +79,112 @@ export async function createGitGitOps(options: GitGitOpsOptions): Promise<GitGit
   const workDir = await ensureClone(url, join(dataDir, 'gitops-work'));
   const lock = cloneLocks.get(workDir) ?? new Mutex();
   cloneLocks.set(workDir, lock);
+  const queue: QueuedWrite[] = [];
+  let draining: Promise<void> | undefined;
   let closed = false;
 
-  async function sync(): Promise<void> {
-    await git(workDir, ['fetch', '--quiet', '--prune', '--no-tags', 'origin']);
-    await git(workDir, ['symbolic-ref', 'HEAD', BRANCH_REF]);
-    if (await refExists(workDir, REMOTE_REF)) {
-      await git(workDir, ['reset', '--quiet', '--hard', REMOTE_REF]);
-    } else {
-      // The remote has no commits yet: start from an empty unborn main.
+  /** Resets index, work tree and `main` to `ref`, or to an empty unborn `main` when there is none. */
+  async function resetWorkTree(ref: string | undefined): Promise<void> {
+    if (ref === undefined) {
       await git(workDir, ['update-ref', '-d', BRANCH_REF]);
       await git(workDir, ['read-tree', '--empty']);
+    } else {
+      await git(workDir, ['reset', '--quiet', '--hard', ref]);
     }
     await git(workDir, ['clean', '-ffdxq']);
   }
 
-  async function commitAndPush(path: string, content: string, message: string): Promise<{ commitSha: string }> {
+  async function sync(): Promise<void> {
+    await git(workDir, ['fetch', '--quiet', '--prune', '--no-tags', 'origin']);
+    await git(workDir, ['symbolic-ref', 'HEAD', BRANCH_REF]);
+    // No origin/main yet: the remote has no commits, the first push creates main.
+    await resetWorkTree((await refExists(workDir, REMOTE_REF)) ? REMOTE_REF : undefined);
+  }
+
+  async function commit(write: QueuedWrite): Promise<void> {
+    await writeInsideWorkTree(workDir, write.path, write.content);
+    await git(workDir, ['add', '--', write.path]);
+    await git(workDir, [
+      ...identity, 'commit', '--quiet', '--allow-empty', '--no-verify', '--no-gpg-sign', '--cleanup=whitespace', '-m', write.message,
+    ]);
+  }
+
+  /** Settles every write of the batch; throws only when the whole batch failed at once. */
+  async function commitAndPush(batch: QueuedWrite[]): Promise<void> {
+    let pending = batch;
     for (let attempt = 1; ; attempt++) {
       await sync();
-      await writeInsideWorkTree(workDir, path, content);
-      await git(workDir, ['add', '--', path]);
-      await git(workDir, [
-        ...identity, 'commit', '--quiet', '--allow-empty', '--no-verify', '--no-gpg-sign', '--cleanup=whitespace', '-m', message,
-      ]);
-      const commitSha = (await git(workDir, ['rev-parse', 'HEAD'])).trim();
-      if (await push(workDir)) { if (process.env.GITOPS_DEBUG) console.error("attempts", attempt); return { commitSha }; }
+      const committed: QueuedWrite[] = [];
+      for (const write of pending) {
+        try {
+          await commit(write);
+          committed.push(write);
+        } catch (error) {
+          // This write cannot be made on the current tree (e.g. a symlink in its path); the others can.
+          write.reject(error);
+          await resetWorkTree((await refExists(workDir, 'HEAD')) ? 'HEAD' : undefined);
+        }
+      }
+      if (committed.length === 0) return;
+      const shas = (await git(workDir, ['rev-list', '--first-parent', '--reverse', '-n', String(committed.length), 'HEAD']))
+        .trim()
+        .split('\n');
+      if (await push(workDir)) {
+        committed.forEach((write, i) => write.resolve({ commitSha: shas[i] ?? '' }));
+        return;
+      }
+      pending = committed;
       if (attempt >= MAX_PUSH_ATTEMPTS) {
-        throw new RetryableError(
+        const error = new RetryableError(
           `gitops push to ${url} was rejected ${attempt} times: main kept moving (another writer is pushing)`,
           BACKOFF_CAP_MS,
         );
+        for (const write of pending) write.reject(error);
+        return;
       }
       await sleep(backoffMs(attempt));
     }
   }
 
+  async function drain(): Promise<void> {
+    try {
+      while (queue.length > 0) {
+        const batch = queue.splice(0, MAX_BATCH);
+        await lock.runExclusive(() => commitAndPush(batch)).catch((error: unknown) => {
+          for (const write of batch) write.reject(error); // no-op for writes already settled
+        });
+      }
+    } finally {
+      draining = undefined;
+    }
+  }
+
   return {
     url,
-    async writePointer(p: PointerWrite) {
-      if (closed) throw new Error('gitops writer is closed');
-      // Everything that can be refused is refused before the write queues.
-      const path = pointerPath(layout, p);
-      const content = renderReleasePointer(buildReleasePointer(p));
-      if (p.message.trim() === '') throw invalid('gitops commit message is empty', { field: 'message' });
-      return lock.runExclusive(() => commitAndPush(path, content, p.message));
+    writePointer(p: PointerWrite) {
+      return new Promise((resolvePromise, reject) => {
+        if (closed) throw new Error('gitops writer is closed');
+        // Everything that can be refused up front is refused before the write queues.
+        const path = pointerPath(layout, p);
+        const content = renderReleasePointer(buildReleasePointer(p));
+        if (p.message.trim() === '') throw invalid('gitops commit message is empty', { field: 'message' });
+        queue.push({ path, content, message: p.message, resolve: resolvePromise, reject });
+        draining ??= drain();
+      });
     },
     async close() {
       closed = true;
-      await lock.waitForUnlock();
+      await draining;
     },
   };
+}
+
+interface QueuedWrite {
+  path: string;
+  content: string;
+  message: string;
+  resolve(result: { commitSha: string }): void;
+  reject(error: unknown): void;
 }
 
 /** Equal jitter: half the exponential step fixed, half random, so a loser always yields a little. */
@@ -146,7 +209,8 @@ async function ensureBareRepository(dir: string): Promise<string> {
 /** Clones once (into a side directory, renamed when complete, so a crash never leaves half a clone). */
 async function ensureClone(url: string, workDir: string): Promise<string> {
   if (existsSync(join(workDir, '.git'))) {
-    await git(workDir, ['remote', 'set-url', 'origin', url]);
+    // A changed url takes effect; the config is not rewritten when it did not change.
+    if ((await git(workDir, ['remote', 'get-url', 'origin'])).trim() !== url) await git(workDir, ['remote', 'set-url', 'origin', url]);
   } else {
     const partial = `${workDir}.partial`;
     await rm(partial, { recursive: true, force: true });

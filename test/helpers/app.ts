@@ -44,7 +44,7 @@ export async function startTestApp(test: TestStore, options: { rateLimits?: Rate
     environments: DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
     releaseRegistry: 'registry.test/releases', gitops,
   };
-  const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: 'silent' });
+  const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: process.env.TEST_LOG ?? 'silent' });
   const relay = startEventRelay(test.store, bus, { intervalMs: 200 });
   relayRef.relay = relay;
   const tokens = new Map<string, string>();

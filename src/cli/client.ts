@@ -1,0 +1,170 @@
+/**
+ * The Forge API client of the CLI: JSON over the global fetch with a bearer token. Every failure
+ * becomes a CliError that already reads well (message, detail lines) and carries its exit code:
+ * 1 the API answered with an error, 2 the command line is wrong, 3 the server could not be reached.
+ */
+
+export const EXIT = { api: 1, usage: 2, unreachable: 3 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  constructor(
+    readonly exitCode: ExitCode,
+    message: string,
+    /** Printed under the message, indented. */
+    readonly lines: string[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export const usageError = (message: string, lines: string[] = []) => new CliError(EXIT.usage, message, lines);
+
+/** The seed's error body {"error": {code, message, details}}. */
+export interface ApiErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+export function isApiErrorBody(body: unknown): body is ApiErrorBody {
+  const error = (body as { error?: unknown } | null)?.error as Record<string, unknown> | undefined;
+  return typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string';
+}
+
+export class ApiError extends CliError {
+  constructor(readonly status: number, readonly body: ApiErrorBody) {
+    const { code, message, details = {} } = body.error;
+    super(EXIT.api, `${message} (${code}, HTTP ${status})`, [...detailLines(details), ...hintsFor(code)]);
+  }
+
+  get code(): string {
+    return this.body.error.code;
+  }
+}
+
+export const DEV_TOKEN_HINT = 'with the embedded dev issuer: export FORGE_TOKEN=$(npx forge dev-token --sub you --roles developer)';
+
+function hintsFor(code: string): string[] {
+  return code === 'authentication_required' ? [`check FORGE_TOKEN (or --token); ${DEV_TOKEN_HINT}`] : [];
+}
+
+function show(value: unknown): string {
+  if (value === null || value === undefined) return '-';
+  if (Array.isArray(value)) return value.map(show).join(', ');
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/**
+ * The details of an error body as lines: validation problems (field, message, allowed values)
+ * and policy violations one per line, anything else as "key: value".
+ */
+export function detailLines(details: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  for (const [key, value] of Object.entries(details)) {
+    if (key === 'errors' && Array.isArray(value)) {
+      for (const problem of value as Record<string, unknown>[]) {
+        const extra = [
+          problem.allowed !== undefined ? `allowed: ${show(problem.allowed)}` : '',
+          problem.unknown_field !== undefined ? `unknown field: ${show(problem.unknown_field)}` : '',
+        ].filter(Boolean).join('; ');
+        lines.push(`${show(problem.field)}: ${show(problem.message)}${extra ? ` (${extra})` : ''}`);
+      }
+    } else if (key === 'violations' && Array.isArray(value)) {
+      for (const v of value as Record<string, unknown>[]) {
+        lines.push(`violation: ${show(v.requirement)} requires ${show(v.required)}; actual: ${show(v.actual)}`);
+      }
+    } else {
+      lines.push(`${key.replace(/_/g, ' ')}: ${show(value)}`);
+    }
+  }
+  return lines;
+}
+
+export interface ApiResponse<T> {
+  status: number;
+  /** undefined for a response without a body (204). */
+  body: T;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | undefined>;
+}
+
+/** `/v1/releases/acme/shop/api/v1.2` from ['releases', 'acme/shop', …]: every segment URL-encoded,
+ * a repository `owner/name` as two segments. */
+export function apiPath(...segments: string[]): string {
+  return `/v1/${segments.flatMap((s) => s.split('/')).map(encodeURIComponent).join('/')}`;
+}
+
+const TIMEOUT_MS = 60_000;
+
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  get<T>(path: string, query?: RequestOptions['query']) {
+    return this.request<T>('GET', path, { query });
+  }
+
+  post<T>(path: string, body: unknown) {
+    return this.request<T>('POST', path, { body });
+  }
+
+  delete<T>(path: string) {
+    return this.request<T>('DELETE', path);
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, {
+        method, headers, signal: AbortSignal.timeout(TIMEOUT_MS),
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      });
+    } catch (error) {
+      throw this.unreachable(error);
+    }
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (response.ok) {
+      if (text !== '' && body === undefined) throw new CliError(EXIT.api, `${method} ${path} answered HTTP ${response.status} with a body that is not JSON`, [snippet(text)]);
+      return { status: response.status, body: body as T };
+    }
+    if (isApiErrorBody(body)) throw new ApiError(response.status, body);
+    // Not Forge's error shape: a proxy or another server answered.
+    throw new CliError(EXIT.api, `HTTP ${response.status} ${response.statusText} from ${method} ${url.href}`, text ? [snippet(text)] : []);
+  }
+
+  private unreachable(error: unknown): CliError {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const reason = (error as Error).name === 'TimeoutError'
+      ? `no answer within ${TIMEOUT_MS / 1000}s`
+      : cause?.code ?? cause?.message ?? (error as Error).message;
+    return new CliError(EXIT.unreachable, `cannot reach the Forge API at ${this.baseUrl} (${reason})`, [
+      'is the server running? start one with `npm start` (or `npx forge server`)',
+      'or point the CLI at another server with FORGE_URL or --url',
+    ], { cause: error });
+  }
+}
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}

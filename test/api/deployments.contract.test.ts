@@ -1,0 +1,197 @@
+/** Deployments and approvals: policies, approvals, supersede, history, pointer commits — every adapter. */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { STORE_ADAPTERS, truncateAll, type TestStore } from '../helpers/stores.ts';
+import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
+
+describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter) => {
+  let test: TestStore;
+  let t: TestApp;
+  let dev: string;
+  let svc: string;
+  let approver: string;
+  let approver2: string;
+  let operator: string;
+  let viewer: string;
+
+  beforeAll(async () => {
+    if (adapter.unavailable) return;
+    test = await adapter.open();
+    t = await startTestApp(test, { approvalTtlMs: 3600_000 });
+    dev = await t.token('alice', ['developer']);
+    svc = await t.token('release-bot', ['service-account']);
+    approver = await t.token('bob', ['approver']);
+    approver2 = await t.token('carol', ['approver']);
+    operator = await t.token('olga', ['operator']);
+    viewer = await t.token('victor', []);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await test?.close();
+  });
+  beforeEach(async (context) => {
+    if (adapter.unavailable) context.skip(adapter.unavailable);
+    await truncateAll(test.db);
+  });
+
+  const call = (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: unknown) =>
+    t.app.inject({ method, url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const makeRelease = async (trigger: Record<string, unknown> = { type: 'branch_push', branch: 'main' }, project = 'api', token = svc) => {
+    const commit = sha();
+    const res = await call('POST', '/v1/releases', token, { repository: 'acme/shop', project, commit_sha: commit, artifacts: [], trigger });
+    expect(res.statusCode).toBe(201);
+    return { ...res.json<{ id: string; release_number: number }>(), commit };
+  };
+  const deploy = (release_id: string, environment: string, token = dev, extra: Record<string, unknown> = {}) =>
+    call('POST', '/v1/deployments', token, { release_id, environment, ...extra });
+  const showPointer = (env: string, project = 'api') =>
+    YAML.parse(execFileSync('git', ['--git-dir', join(t.dataDir, 'gitops.git'), 'show', `main:environments/${env}/acme/shop/${project}/release.yaml`], { encoding: 'utf8' }));
+
+  it('deploys to dev: 201 {id, deployment_id, gitops_commit_sha, status}, writes the ReleasePointer, shows as current', async () => {
+    const r = await makeRelease();
+    const res = await deploy(r.id, 'dev');
+    expect(res.statusCode).toBe(201);
+    const body = res.json();
+    expect(body).toEqual({ id: body.deployment_id, deployment_id: expect.any(String), gitops_commit_sha: expect.stringMatching(/^[0-9a-f]{40}$/), status: 'active' });
+    const pointer = showPointer('dev');
+    expect(pointer).toMatchObject({ apiVersion: 'forge.projectcatalyst.io/v1', kind: 'ReleasePointer', spec: { release: r.commit, deployedBy: 'alice' } });
+    const current = await call('GET', '/v1/deployments/dev/acme/shop/api', viewer);
+    expect(current.statusCode).toBe(200);
+    expect(current.json()).toMatchObject({ deployment_id: body.id, release_id: r.id, release_number: 1, environment: 'dev', status: 'active', deployed_by: 'alice' });
+    expect((await call('GET', '/v1/deployments/dev/acme%2Fshop/api', viewer)).json().deployment_id).toBe(body.id);
+  });
+
+  it('supersedes the previous active deployment; the same release twice leaves one active; history keeps all', async () => {
+    const r1 = await makeRelease();
+    const r2 = await makeRelease();
+    const d1 = (await deploy(r1.id, 'dev')).json();
+    const d2 = (await deploy(r2.id, 'dev')).json();
+    const d3 = (await deploy(r2.id, 'dev')).json();
+    expect(d3.status).toBe('active');
+    const history = (await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json();
+    expect(history.total).toBe(3);
+    const byId = Object.fromEntries(history.deployments.map((d: { deployment_id: string; status: string }) => [d.deployment_id, d.status]));
+    expect(byId).toEqual({ [d1.id]: 'superseded', [d2.id]: 'superseded', [d3.id]: 'active' });
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api/history?limit=1&offset=1', viewer)).json().deployments).toHaveLength(1);
+    // Rollback = deploy the older release again: a forward commit, history grows.
+    const back = (await deploy(r1.id, 'dev')).json();
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json()).toMatchObject({ deployment_id: back.id, release_number: 1 });
+    expect(showPointer('dev').spec.release).toBe(r1.commit);
+  });
+
+  it('keeps exactly one active deployment under concurrent deploys to one target', async () => {
+    const releases = await Promise.all(Array.from({ length: 5 }, () => makeRelease()));
+    const results = await Promise.all(releases.map((r) => deploy(r.id, 'dev')));
+    expect(results.every((r) => r.statusCode === 201)).toBe(true);
+    const history = (await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json();
+    expect(history.deployments.filter((d: { status: string }) => d.status === 'active')).toHaveLength(1);
+    const active = (await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json();
+    expect(showPointer('dev').spec.release).toBe(active.commit_sha);
+  });
+
+  it('refuses by policy with required vs actual: staging only from main or release/*, production only tag/manual', async () => {
+    const feature = await makeRelease({ type: 'branch_push', branch: 'feature/x' });
+    const staging = await deploy(feature.id, 'staging', operator);
+    expect(staging.statusCode).toBe(403);
+    expect(staging.json().error).toMatchObject({
+      code: 'permission_denied',
+      details: { reason: 'policy_violation', environment: 'staging', violations: [{ requirement: 'allowed_branches', required: ['main', 'release/*'], actual: 'feature/x' }] },
+    });
+    const rel = await makeRelease({ type: 'branch_push', branch: 'release/1.2' });
+    expect((await deploy(rel.id, 'staging', operator)).statusCode).toBe(201);
+    const main = await makeRelease({ type: 'branch_push', branch: 'main' });
+    const prod = await deploy(main.id, 'production', operator);
+    expect(prod.statusCode).toBe(403);
+    expect(prod.json().error.details.violations).toEqual([{ requirement: 'allowed_triggers', required: ['tag', 'manual'], actual: 'branch_push' }]);
+    expect(prod.json().error.message).toContain('allowed_triggers');
+  });
+
+  it('production needs an active approval by someone other than the release creator', async () => {
+    const r = await makeRelease({ type: 'tag', tag: 'v1.0.0' }, 'api', dev);
+    const none = await deploy(r.id, 'production', operator);
+    expect(none.statusCode).toBe(403);
+    expect(none.json().error.details.violations).toEqual([{ requirement: 'requires_approval', required: 1, actual: 0 }]);
+    // alice created it; an approver named alice would be refused, bob is fine.
+    const self = await call('POST', '/v1/approvals', await t.token('alice', ['approver']), { release_id: r.id, environment: 'production', justification: 'mine' });
+    expect(self.statusCode).toBe(403);
+    expect(self.json().error.details.reason).toBe('self_approval');
+    expect((await call('POST', '/v1/approvals', dev, { release_id: r.id, environment: 'production', justification: 'x' })).statusCode).toBe(403);
+    const approval = await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'CAB-42 approved' });
+    expect(approval.statusCode).toBe(201);
+    const a = approval.json();
+    expect(a).toMatchObject({ approval_id: expect.any(String), approver: 'bob', status: 'active', justification: 'CAB-42 approved' });
+    expect(new Date(a.expires_at).getTime() - new Date(a.approved_at).getTime()).toBe(3600_000);
+    expect((await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'again' })).statusCode).toBe(409);
+    const status = await call('GET', `/v1/approvals/${r.id}/production`, viewer);
+    expect(status.json()).toMatchObject({ approval_id: a.approval_id, approver: 'bob', status: 'active' });
+    const res = await deploy(r.id, 'production', operator, { approval_id: a.approval_id });
+    expect(res.statusCode).toBe(201);
+    const pointer = showPointer('production');
+    expect(pointer.spec).toMatchObject({ release: r.commit, approvedBy: 'bob' });
+    // Developers may deploy only to dev.
+    expect((await deploy(r.id, 'production', dev, { approval_id: a.approval_id })).statusCode).toBe(403);
+  });
+
+  it('expired and revoked approvals block production; expiry reads as expired', async () => {
+    const r = await makeRelease({ type: 'manual' });
+    const a = (await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'ok' })).json();
+    t.clock.advance(3600_000 + 1);
+    expect((await call('GET', `/v1/approvals/${r.id}/production`, viewer)).json().status).toBe('expired');
+    const expired = await deploy(r.id, 'production', operator, { approval_id: a.approval_id });
+    expect(expired.statusCode).toBe(403);
+    expect(expired.json().error.message).toContain('expired');
+    expect((await call('DELETE', `/v1/approvals/${a.approval_id}`, approver)).statusCode).toBe(409);
+    const b = (await call('POST', '/v1/approvals', approver2, { release_id: r.id, environment: 'production', justification: 'ok' })).json();
+    const revoked = await call('DELETE', `/v1/approvals/${b.approval_id}`, approver);
+    expect(revoked.statusCode).toBe(200);
+    expect(revoked.json()).toMatchObject({ status: 'revoked', revoked_by: 'bob' });
+    expect((await call('DELETE', `/v1/approvals/${b.approval_id}`, approver)).statusCode).toBe(409);
+    expect((await call('DELETE', `/v1/approvals/${b.approval_id}`, dev)).statusCode).toBe(403);
+    const blocked = await deploy(r.id, 'production', operator);
+    expect(blocked.statusCode).toBe(403);
+    const list = (await call('GET', `/v1/approvals/${r.id}/production`, viewer)).json();
+    expect(list.approvals.map((x: { status: string }) => x.status).sort()).toEqual(['expired', 'revoked']);
+  });
+
+  it('an approval for another release or environment is a 422; unknown ids are 404', async () => {
+    const r1 = await makeRelease({ type: 'manual' });
+    const r2 = await makeRelease({ type: 'manual' });
+    const a = (await call('POST', '/v1/approvals', approver, { release_id: r1.id, environment: 'production', justification: 'ok' })).json();
+    await call('POST', '/v1/approvals', approver, { release_id: r2.id, environment: 'production', justification: 'ok' });
+    expect((await deploy(r2.id, 'production', operator, { approval_id: a.approval_id })).statusCode).toBe(422);
+    const unknown = '8d5e0f38-0c2c-4f55-9d9f-3a5b7d7a0e11';
+    expect((await deploy(unknown, 'dev')).statusCode).toBe(404);
+    expect((await call('GET', `/v1/approvals/${unknown}/production`, viewer)).statusCode).toBe(404);
+    expect((await call('GET', `/v1/approvals/${r2.id}/staging`, viewer)).statusCode).toBe(404);
+    expect((await call('DELETE', `/v1/approvals/${unknown}`, approver)).statusCode).toBe(404);
+    expect((await call('POST', '/v1/approvals', approver, { release_id: unknown, environment: 'production', justification: 'x' })).statusCode).toBe(404);
+  });
+
+  it('validates environments (422 listing them), names and bodies', async () => {
+    const r = await makeRelease();
+    const unknownEnv = await deploy(r.id, 'qa');
+    expect(unknownEnv.statusCode).toBe(403); // developers may deploy only to dev: permission first
+    const asOperator = await deploy(r.id, 'qa', operator);
+    expect(asOperator.statusCode).toBe(422);
+    expect(asOperator.json().error.details.allowed).toEqual(['dev', 'staging', 'production']);
+    expect((await deploy(r.id, 'Prod/../x', operator)).statusCode).toBe(422);
+    expect((await call('POST', '/v1/deployments', operator, { release_id: 'nope', environment: 'dev' })).statusCode).toBe(422);
+    expect((await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: '' })).statusCode).toBe(422);
+    expect((await call('GET', '/v1/deployments/qa/acme/shop/api', viewer)).statusCode).toBe(422);
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).statusCode).toBe(404);
+    expect((await call('GET', '/v1/deployments/dev/acme/../api', viewer)).statusCode).toBeGreaterThanOrEqual(400);
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json()).toEqual({ deployments: [], total: 0, limit: 20, offset: 0 });
+  });
+
+  it('emits deployment.created', async () => {
+    const seen: { event_type: string; data: Record<string, unknown> }[] = [];
+    const off = t.bus.subscribe((e) => seen.push(e as never));
+    const r = await makeRelease();
+    const d = (await deploy(r.id, 'dev')).json();
+    await t.relay.drain();
+    off();
+    expect(seen.find((e) => e.event_type === 'deployment.created')?.data).toEqual({ deployment_id: d.id, release_id: r.id, environment: 'dev', deployed_by: 'alice' });
+  });
+});

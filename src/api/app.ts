@@ -8,7 +8,7 @@ import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import { ForgeError } from '../domain/errors.ts';
 import type { Identity } from '../domain/identity.ts';
 import type { EngineContext } from '../engine/context.ts';
-import type { EventBus } from '../queue/events.memory.ts';
+import type { EventStream } from '../engine/ports.ts';
 import type { RateLimits } from '../settings/settings.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
 import { handleError, errorBody } from './errors.ts';
@@ -28,7 +28,7 @@ declare module 'fastify' {
 export interface AppOptions {
   ctx: EngineContext;
   verifier: TokenVerifier;
-  bus: EventBus;
+  bus: EventStream;
   rateLimits: RateLimits | 'off';
   logLevel?: string;
   version?: string;
@@ -42,7 +42,7 @@ export interface Limiters {
 
 export interface RouteDeps {
   ctx: EngineContext;
-  bus: EventBus;
+  bus: EventStream;
   limiters: Limiters;
 }
 

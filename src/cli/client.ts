@@ -93,10 +93,15 @@ export interface RequestOptions {
   query?: Record<string, string | number | undefined>;
 }
 
-/** `/v1/releases/acme/shop/api/v1.2` from ['releases', 'acme/shop', …]: every segment URL-encoded,
- * a repository `owner/name` as two segments. */
+/** `/v1/releases/acme/shop/api/feature%2Fx-3`: every segment URL-encoded, so a ref holding `/` stays one segment. */
 export function apiPath(...segments: string[]): string {
-  return `/v1/${segments.flatMap((s) => s.split('/')).map(encodeURIComponent).join('/')}`;
+  return `/v1/${segments.map(encodeURIComponent).join('/')}`;
+}
+
+/** `{repo}` in a path is two segments, owner and name, each encoded on its own. */
+export function repoSegments(repository: string): [string, string] {
+  const [owner = '', name = ''] = repository.split('/');
+  return [owner, name];
 }
 
 const TIMEOUT_MS = 60_000;

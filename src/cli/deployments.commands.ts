@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import * as args from './args.ts';
-import { apiPath } from './client.ts';
+import { apiPath, repoSegments } from './client.ts';
 import { fields, iso, pageFooter, shortSha, status, table, type Style } from './output.ts';
 import { fetchRelease, releaseTitle } from './releases.commands.ts';
 import { clientCommand, group } from './session.ts';
@@ -123,7 +123,7 @@ export function registerDeploymentCommands(program: Command): void {
     deployments, 'current', 'show the active deployment of a project in an environment',
     targetArguments,
     async (session, [environment = '', repository = '', project = '']) => {
-      const { body } = await session.api.get<DeploymentJson>(apiPath('deployments', environment, repository, project));
+      const { body } = await session.api.get<DeploymentJson>(apiPath('deployments', environment, ...repoSegments(repository), project));
       if (session.json) return session.printJson(body);
       session.print(renderCurrentDeployment(body, session.style));
     },
@@ -136,7 +136,7 @@ export function registerDeploymentCommands(program: Command): void {
       .option('--offset <n>', 'deployments to skip', args.offset),
     async (session, [environment = '', repository = '', project = ''], o) => {
       const { body } = await session.api.get<Paged<'deployments', DeploymentJson>>(
-        apiPath('deployments', environment, repository, project, 'history'), { limit: o.limit, offset: o.offset },
+        apiPath('deployments', environment, ...repoSegments(repository), project, 'history'), { limit: o.limit, offset: o.offset },
       );
       if (session.json) return session.printJson(body);
       session.print(renderDeploymentHistory(body, session.style));

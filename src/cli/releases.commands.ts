@@ -1,14 +1,14 @@
 /** `forge releases create | get | list`: releases of a project, looked up by alias, number or SHA prefix. */
 import { type Command, Option } from 'commander';
 import * as args from './args.ts';
-import { apiPath, type ApiClient } from './client.ts';
+import { apiPath, repoSegments, type ApiClient } from './client.ts';
 import { fields, iso, pageFooter, shortSha, table, type Style } from './output.ts';
 import { clientCommand, group } from './session.ts';
 import type { CreatedReleaseJson, Paged, ReleaseJson } from './wire.ts';
 
 /** GET /v1/releases/{owner}/{name}/{project}/{ref}: the API resolves alias, then number, then SHA prefix. */
 export async function fetchRelease(api: ApiClient, repository: string, project: string, ref: string): Promise<ReleaseJson> {
-  return (await api.get<ReleaseJson>(apiPath('releases', repository, project, ref))).body;
+  return (await api.get<ReleaseJson>(apiPath('releases', ...repoSegments(repository), project, ref))).body;
 }
 
 /** "3, v1.2.0 (tag), canary (custom)": the number first, then the other aliases with their type. */
@@ -54,7 +54,7 @@ export function renderRelease(release: ReleaseJson, style: Style): string[] {
 export function renderReleaseList(page: Paged<'releases', ReleaseJson>, style: Style): string[] {
   const rows = page.releases.map((r) => [
     r.release_number, shortSha(r.commit_sha),
-    r.aliases.filter((a) => a.alias_type !== 'numeric').map((a) => a.alias).join(', '),
+    r.aliases.filter((a) => a.alias_type !== 'numeric').map((a) => a.alias).join(', ') || undefined,
     iso(r.created_at), r.created_by,
   ]);
   return [
@@ -134,7 +134,7 @@ export function registerReleaseCommands(program: Command): void {
       .option('--limit <n>', 'page size, 1-500 (default 20)', args.limit)
       .option('--offset <n>', 'releases to skip', args.offset),
     async (session, [repository = '', project = ''], o) => {
-      const { body } = await session.api.get<Paged<'releases', ReleaseJson>>(apiPath('releases', repository, project), { limit: o.limit, offset: o.offset });
+      const { body } = await session.api.get<Paged<'releases', ReleaseJson>>(apiPath('releases', ...repoSegments(repository), project), { limit: o.limit, offset: o.offset });
       if (session.json) return session.printJson(body);
       session.print(renderReleaseList(body, session.style));
     },

@@ -120,6 +120,11 @@ export interface EventPublisher {
   close(): Promise<void>;
 }
 
+/** Subscribing to delivered events (SSE). The in-process bus implements it in every mode. */
+export interface EventStream {
+  subscribe(listener: (event: EventEnvelope) => void): () => void;
+}
+
 export interface Clock {
   now(): Date;
 }

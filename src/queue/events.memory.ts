@@ -1,10 +1,10 @@
 /** In-process event bus: the embedded publisher, and the fan-out point for SSE subscribers. */
 import type { EventEnvelope } from '../domain/entities.ts';
-import type { EventPublisher } from '../engine/ports.ts';
+import type { EventPublisher, EventStream } from '../engine/ports.ts';
 
 export type EventListener = (event: EventEnvelope) => void;
 
-export class EventBus implements EventPublisher {
+export class EventBus implements EventPublisher, EventStream {
   private readonly listeners = new Set<EventListener>();
 
   subscribe(listener: EventListener): () => void {

@@ -1,10 +1,10 @@
 /** /v1/runs and the internal task/step endpoints, against every store adapter. */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { recordDiscovery } from '../../src/engine/runs.ts';
+import { recordDiscovery, type DiscoveryPlan } from '../../src/engine/runs.ts';
 import { STORE_ADAPTERS, truncateAll, type TestStore } from '../helpers/stores.ts';
 import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
 
-const plan = {
+const plan: DiscoveryPlan = {
   projects: [
     { name: 'api', path: 'services/api', phases: { check: { steps: [{ name: 'lint', action: 'script', run: 'npm run lint' }] }, test: { steps: [{ name: 'unit', action: 'earthly', target: '+test' }, { name: 'int', action: 'earthly', target: '+int' }] } } },
     { name: 'web', path: 'web', phases: { test: { steps: [{ name: 'unit', action: 'earthly', target: '+test' }] } } },

@@ -1,0 +1,54 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDuration } from '../lib/duration.ts';
+import { parseClientSettings, parseServerSettings } from './settings.ts';
+
+describe('server settings', () => {
+  it('has embedded defaults', () => {
+    const s = parseServerSettings({}, {});
+    expect(s).toMatchObject({ host: '127.0.0.1', port: 8080, databaseUrl: undefined, natsUrl: undefined, oidc: undefined, approvalTtlMs: 86_400_000, publicUrl: 'http://127.0.0.1:8080' });
+    expect(s.dataDir.endsWith('.forge-data')).toBe(true);
+    expect(s.environments.map((e) => e.name)).toEqual(['dev', 'staging', 'production']);
+    expect(s.rateLimits).toEqual({ runCreate: { max: 100, windowMs: 60_000 }, releaseLookup: { max: 1000, windowMs: 60_000 }, deploymentCreate: { max: 10, windowMs: 60_000 } });
+  });
+  it('takes environment variables, and flags over them', () => {
+    const s = parseServerSettings({ port: '9000' }, { FORGE_PORT: '7000', FORGE_HOST: '0.0.0.0', FORGE_RATE_LIMITS: 'off', FORGE_APPROVAL_TTL: '2h', FORGE_OIDC_ISSUER: 'https://kc.example/realms/forge' });
+    expect(s).toMatchObject({ port: 9000, host: '0.0.0.0', rateLimits: 'off', approvalTtlMs: 7_200_000, oidc: { issuer: 'https://kc.example/realms/forge', audience: 'forge' } });
+  });
+  it.each([
+    [{ FORGE_PORT: 'eighty' }, /FORGE_PORT \(--port\).*port number/],
+    [{ FORGE_PORT: '70000' }, /FORGE_PORT/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL.*postgres:/],
+    [{ FORGE_APPROVAL_TTL: 'soon' }, /FORGE_APPROVAL_TTL.*duration/],
+    [{ FORGE_RATE_LIMITS: 'runs=lots' }, /FORGE_RATE_LIMITS.*NAME=COUNT\/WINDOW/],
+    [{ FORGE_LOG_LEVEL: 'loud' }, /FORGE_LOG_LEVEL.*one of/],
+    [{ FORGE_ENVIRONMENTS: '/nonexistent.yaml' }, /FORGE_ENVIRONMENTS.*cannot read/],
+  ])('stops on a bad value, naming the setting: %j', (env, message) => {
+    expect(() => parseServerSettings({}, env)).toThrow(message);
+  });
+  it('reads environment policies from a file and validates them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'forge-settings-'));
+    const good = join(dir, 'envs.yaml');
+    writeFileSync(good, 'environments:\n  - name: qa\n    allowed_branches: ["main"]\n  - name: prod\n    allowed_triggers: [tag]\n    requires_approval: true\n    approvals_required: 2\n');
+    const s = parseServerSettings({}, { FORGE_ENVIRONMENTS: good });
+    expect(s.environments).toEqual([
+      { name: 'qa', allowed_triggers: ['branch_push', 'tag', 'manual'], allowed_branches: ['main'], auto_deploy: false, requires_approval: false, approvals_required: 0 },
+      { name: 'prod', allowed_triggers: ['tag'], allowed_branches: ['*'], auto_deploy: false, requires_approval: true, approvals_required: 2 },
+    ]);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'environments:\n  - name: qa\n    allowed_triggers: [cron]\n');
+    expect(() => parseServerSettings({}, { FORGE_ENVIRONMENTS: bad })).toThrow(/allowed_triggers must be a list of branch_push, tag, manual/);
+  });
+  it('parses client settings', () => {
+    expect(parseClientSettings({}, { FORGE_URL: 'http://h:1/', FORGE_TOKEN: 't' })).toEqual({ url: 'http://h:1', token: 't' });
+    expect(() => parseClientSettings({ url: 'ftp://x' }, {})).toThrow(/FORGE_URL/);
+  });
+});
+
+describe('durations', () => {
+  it.each([['90s', 90_000], ['10m', 600_000], ['1h30m', 5_400_000], ['7d', 604_800_000], ['250', 250], ['1x', undefined], ['', undefined], ['m', undefined]])('%s → %s', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+});

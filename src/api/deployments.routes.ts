@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { deployPermissionFor, requirePermission } from '../auth/permissions.ts';
 import { createApproval, listApprovals, revokeApproval } from '../engine/approvals.ts';
 import { createDeployment, currentDeployment, deploymentHistory } from '../engine/deployments.ts';
+import { environmentPolicy } from '../engine/environments.ts';
 import type { RouteDeps } from './app.ts';
 import { repositoryOf } from './releases.routes.ts';
 import {
@@ -19,6 +20,8 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
       body: createDeploymentBody, response: { 201: createDeploymentResponse, ...errorResponses },
     },
   }, async (request, reply) => {
+    // An unknown environment is a 422 listing the real ones, whoever asks.
+    environmentPolicy(ctx, request.body.environment);
     requirePermission(request.identity, deployPermissionFor(request.body.environment));
     limiters.deploymentCreate?.take(request.body.environment);
     const deployment = await createDeployment(ctx, request.body, request.identity.actor);

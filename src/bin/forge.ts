@@ -6,7 +6,7 @@ import { openDevIssuer } from '../auth/dev-issuer.ts';
 import { ROLES, isRole } from '../domain/identity.ts';
 import { SERVER_SETTINGS, SettingsError, describeSettings, parseServerSettings } from '../settings/settings.ts';
 import { registerClientCommands } from '../cli/commands.ts';
-import { VERSION, startServer } from './server.ts';
+import { VERSION } from './version.ts';
 
 const program = new Command('forge')
   .description('Forge: monorepo CI/CD and release platform')
@@ -27,6 +27,8 @@ server.action(async (flags: Record<string, string>) => {
     }
     throw error;
   }
+  // Loaded only here, so client commands start without the server's dependencies.
+  const { startServer } = await import('./server.ts');
   const running = await startServer(settings);
   const store = settings.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${settings.dataDir}`;
   console.log(`Forge ${VERSION} is serving ${running.url}  (store: ${store}; events: ${settings.natsUrl ? 'NATS' : 'in-process'})`);

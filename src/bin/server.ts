@@ -2,7 +2,6 @@
  * Composition root of `forge server`: picks each port's adapter from the settings (embedded by
  * default), wires the engine, the outbox relay and the HTTP app, and tears them down in order.
  */
-import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.ts';
 import { openDevIssuer, type DevIssuer } from '../auth/dev-issuer.ts';
@@ -16,8 +15,9 @@ import { EventBus } from '../queue/events.memory.ts';
 import { connectNatsEvents } from '../queue/events.nats.ts';
 import type { ServerSettings } from '../settings/settings.ts';
 import { openStore } from '../store/store.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+export { VERSION };
 
 export interface RunningServer {
   app: FastifyInstance;

@@ -54,8 +54,7 @@ async function approvalFor(ctx: EngineContext, release: Release, environment: st
 export async function createDeployment(ctx: EngineContext, input: { release_id: string; environment: string; approval_id?: string | undefined }, actor: string): Promise<Deployment> {
   const policy = environmentPolicy(ctx, input.environment);
   const release = await getReleaseById(ctx, input.release_id);
-  const [trigger] = await ctx.store.listTriggers([release.id]);
-  const facts = { trigger_type: trigger?.trigger_type ?? 'manual', branch: trigger?.branch ?? null } as const;
+  const facts = { trigger_type: release.trigger?.trigger_type ?? 'manual', branch: release.trigger?.branch ?? null } as const;
   const violations = policyViolations(policy, facts);
   if (violations.length > 0) {
     throw denied(`release ${release.release_number} of ${release.repository}/${release.project} may not be deployed to ${policy.name}: ${violations
@@ -66,7 +65,6 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
   const approval = policy.requires_approval
     ? await approvalFor(ctx, release, policy.name, input.approval_id, policy.approvals_required)
     : undefined;
-  const aliases = await ctx.store.listAliases([release.id]);
   const key = `${policy.name}:${release.repository}:${release.project}`;
   // One deployment of a target at a time in this process, so pointer commits and activation keep order.
   return targets.run(key, async () => {
@@ -84,7 +82,7 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
     let commitSha: string;
     try {
       ({ commitSha } = await ctx.gitops.writePointer({
-        environment: policy.name, repository: release.repository, project: release.project, release, aliases,
+        environment: policy.name, repository: release.repository, project: release.project, release, aliases: release.aliases,
         deployedBy: actor, deployedAt: now, approvedBy: approval?.approver ?? null, approvedAt: approval?.approved_at ?? null,
         message: `Deploy ${release.repository}/${release.project} release ${release.release_number} (${release.commit_sha.slice(0, 12)}) to ${policy.name}\n\nDeployed-by: ${actor}${approval ? `\nApproved-by: ${approval.approver} at ${approval.approved_at.toISOString()}` : ''}\nDeployment: ${deployment.id}`,
       }));

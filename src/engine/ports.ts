@@ -35,6 +35,13 @@ export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'di
 export type ExecutionPatch = Partial<Pick<TaskExecution, 'status' | 'started_at' | 'completed_at' | 'error'>>;
 export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key'>>;
 
+/** A release as read: with its aliases, artifacts and trigger (one query). */
+export interface ReleaseRecord extends Release {
+  aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[];
+  artifacts: Omit<ReleaseArtifact, 'release_id'>[];
+  trigger: Omit<ReleaseTrigger, 'release_id'> | null;
+}
+
 export interface StoredEvent {
   id: string;
   envelope: EventEnvelope;
@@ -43,7 +50,8 @@ export interface StoredEvent {
 /** Reads and writes of one unit of work. Inside `Store.transaction` every call shares the transaction. */
 export interface Repos {
   // Pipeline runs
-  insertRun(run: PipelineRun): Promise<PipelineRun | undefined>;
+  /** Inserts the run and its creation event in one statement; undefined when (repository, commit_sha) exists. */
+  insertRun(run: PipelineRun, created: EventEnvelope): Promise<PipelineRun | undefined>;
   findRunByCommit(repository: string, commitSha: string): Promise<PipelineRun | undefined>;
   getRun(id: string, opts?: { forUpdate?: boolean }): Promise<PipelineRun | undefined>;
   listRuns(filter: RunFilter): Promise<Page<PipelineRun>>;
@@ -72,16 +80,13 @@ export interface Repos {
   insertAliases(rows: ReleaseAlias[]): Promise<void>;
   insertTrigger(row: ReleaseTrigger): Promise<void>;
   insertArtifacts(rows: ReleaseArtifact[]): Promise<void>;
-  getRelease(id: string): Promise<Release | undefined>;
-  findReleaseByCommit(repository: string, project: string, commitSha: string): Promise<Release | undefined>;
-  findReleaseByAlias(repository: string, project: string, alias: string): Promise<Release | undefined>;
-  findReleaseByNumber(repository: string, project: string, releaseNumber: number): Promise<Release | undefined>;
+  getRelease(id: string): Promise<ReleaseRecord | undefined>;
+  findReleaseByCommit(repository: string, project: string, commitSha: string): Promise<ReleaseRecord | undefined>;
+  findReleaseByAlias(repository: string, project: string, alias: string): Promise<ReleaseRecord | undefined>;
+  findReleaseByNumber(repository: string, project: string, releaseNumber: number): Promise<ReleaseRecord | undefined>;
   /** At most `limit` releases whose commit SHA starts with `prefix`. */
-  findReleasesByShaPrefix(repository: string, project: string, prefix: string, limit: number): Promise<Release[]>;
-  listReleases(repository: string, project: string, limit: number, offset: number): Promise<Page<Release>>;
-  listAliases(releaseIds: string[]): Promise<ReleaseAlias[]>;
-  listArtifacts(releaseIds: string[]): Promise<ReleaseArtifact[]>;
-  listTriggers(releaseIds: string[]): Promise<ReleaseTrigger[]>;
+  findReleasesByShaPrefix(repository: string, project: string, prefix: string, limit: number): Promise<ReleaseRecord[]>;
+  listReleases(repository: string, project: string, limit: number, offset: number): Promise<Page<ReleaseRecord>>;
 
   // Deployments
   /** A transaction-scoped advisory lock on `key`: holders of the same key take turns until commit. */
@@ -141,7 +146,7 @@ export interface PointerWrite {
   repository: string;
   project: string;
   release: Release;
-  aliases: ReleaseAlias[];
+  aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[];
   deployedBy: string;
   deployedAt: Date;
   approvedBy: string | null;

@@ -7,14 +7,15 @@
  * the row (digest §7.5). Creating a release for a commit that already has one returns that release.
  */
 import { randomUUID } from 'node:crypto';
-import type { Release, ReleaseAlias, ReleaseArtifact, ReleaseTrigger } from '../domain/entities.ts';
+import type { Release, ReleaseAlias } from '../domain/entities.ts';
 import { envelope } from '../domain/entities.ts';
 import { conflict, invalid, notFound } from '../domain/errors.ts';
 import { isValidName, normaliseSha } from '../domain/names.ts';
 import type { ArtifactType, ReleaseTriggerType } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
 import { uniqueViolation } from './db-errors.ts';
-import type { Page } from './ports.ts';
+import { Lru } from '../lib/lru.ts';
+import type { Page, ReleaseRecord } from './ports.ts';
 
 export const MAX_ARTIFACTS = 50;
 
@@ -31,11 +32,8 @@ export interface CreateReleaseInput {
   aliases?: string[] | undefined;
 }
 
-export interface ReleaseView extends Release {
+export interface ReleaseView extends ReleaseRecord {
   canonical_id: string;
-  trigger: Omit<ReleaseTrigger, 'release_id'> | null;
-  artifacts: Omit<ReleaseArtifact, 'release_id'>[];
-  aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[];
 }
 
 export const canonicalId = (r: Pick<Release, 'repository' | 'project' | 'commit_sha'>) => `${r.repository}/${r.project}/${r.commit_sha}`;
@@ -140,25 +138,45 @@ export async function createRelease(ctx: EngineContext, input: CreateReleaseInpu
   return outcome;
 }
 
-export async function viewReleases(ctx: EngineContext, releases: Release[]): Promise<ReleaseView[]> {
-  const ids = releases.map((r) => r.id);
-  const [aliases, artifacts, triggers] = await Promise.all([
-    ctx.store.listAliases(ids), ctx.store.listArtifacts(ids), ctx.store.listTriggers(ids),
-  ]);
-  return releases.map((r) => {
-    const trigger = triggers.find((t) => t.release_id === r.id);
-    return {
-      ...r,
-      canonical_id: canonicalId(r),
-      trigger: trigger ? { trigger_type: trigger.trigger_type, branch: trigger.branch, tag: trigger.tag, triggered_by: trigger.triggered_by, triggered_at: trigger.triggered_at } : null,
-      artifacts: artifacts.filter((a) => a.release_id === r.id).map(({ release_id: _, ...a }) => a),
-      aliases: aliases.filter((a) => a.release_id === r.id).map((a) => ({ alias: a.alias, alias_type: a.alias_type })),
-    };
-  });
+export function viewRelease(release: ReleaseRecord): ReleaseView {
+  return { ...release, canonical_id: canonicalId(release) };
+}
+
+/**
+ * Resolved lookups, per store. A release is immutable once its creating transaction commits: its
+ * number and aliases are written with it and never move, so a hit through an alias (every number is
+ * also a numeric alias) can be kept, safely across replicas too. Misses and SHA lookups are not kept:
+ * a later release can turn a miss into a hit, make a prefix ambiguous, or add an alias that wins.
+ */
+const resolved = new WeakMap<object, Lru<string, ReleaseRecord>>();
+const RESOLVED_MAX = 10_000;
+
+function resolvedCache(ctx: EngineContext): Lru<string, ReleaseRecord> {
+  let cache = resolved.get(ctx.store);
+  if (!cache) {
+    cache = new Lru(RESOLVED_MAX);
+    resolved.set(ctx.store, cache);
+  }
+  return cache;
+}
+
+/** Drops the resolved lookups of a store: for a database that was emptied or restored. */
+export function forgetCachedReleases(store: object): void {
+  resolved.delete(store);
 }
 
 /** Resolves `ref` as alias, then release number, then full or prefix commit SHA (digest §4.1). */
-export async function resolveRelease(ctx: EngineContext, repository: string, project: string, ref: string): Promise<Release> {
+export async function resolveRelease(ctx: EngineContext, repository: string, project: string, ref: string): Promise<ReleaseRecord> {
+  const cache = resolvedCache(ctx);
+  const key = `${repository}:${project}:${ref}`;
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const found = await resolveUncached(ctx, repository, project, ref);
+  if (found.aliases.some((a) => a.alias === ref)) cache.set(key, found);
+  return found;
+}
+
+async function resolveUncached(ctx: EngineContext, repository: string, project: string, ref: string): Promise<ReleaseRecord> {
   const byAlias = await ctx.store.findReleaseByAlias(repository, project, ref);
   if (byAlias) return byAlias;
   if (/^\d{1,9}$/.test(ref)) {
@@ -180,12 +198,10 @@ export async function resolveRelease(ctx: EngineContext, repository: string, pro
 }
 
 export async function getRelease(ctx: EngineContext, repository: string, project: string, ref: string): Promise<ReleaseView> {
-  const [view] = await viewReleases(ctx, [await resolveRelease(ctx, repository, project, ref)]);
-  if (!view) throw new Error('release view missing');
-  return view;
+  return viewRelease(await resolveRelease(ctx, repository, project, ref));
 }
 
-export async function getReleaseById(ctx: EngineContext, id: string): Promise<Release> {
+export async function getReleaseById(ctx: EngineContext, id: string): Promise<ReleaseRecord> {
   const release = await ctx.store.getRelease(id);
   if (!release) throw notFound('release', { release_id: id });
   return release;
@@ -193,5 +209,5 @@ export async function getReleaseById(ctx: EngineContext, id: string): Promise<Re
 
 export async function listReleases(ctx: EngineContext, repository: string, project: string, limit: number, offset: number): Promise<Page<ReleaseView>> {
   const page = await ctx.store.listReleases(repository, project, limit, offset);
-  return { rows: await viewReleases(ctx, page.rows), total: page.total };
+  return { rows: page.rows.map(viewRelease), total: page.total };
 }

@@ -46,8 +46,6 @@ export async function createRun(ctx: EngineContext, input: CreateRunInput, calle
     });
   }
   const commitSha = normaliseSha(input.commit_sha);
-  const existing = await ctx.store.findRunByCommit(input.repository, commitSha);
-  if (existing) return { run: existing, created: false };
   const now = ctx.clock.now();
   const candidate: PipelineRun = {
     id: randomUUID(),
@@ -66,17 +64,16 @@ export async function createRun(ctx: EngineContext, input: CreateRunInput, calle
     error_message: null,
     created_at: now,
   };
-  const result = await ctx.store.transaction(async (tx) => {
-    const inserted = await tx.insertRun(candidate);
-    if (!inserted) return { run: undefined, created: false };
-    await tx.insertEvents([envelope('pipeline.run.created', { run_id: inserted.id, repository: inserted.repository, commit_sha: inserted.commit_sha }, now)]);
+  const inserted = await ctx.store.insertRun(candidate,
+    envelope('pipeline.run.created', { run_id: candidate.id, repository: candidate.repository, commit_sha: commitSha }, now));
+  if (inserted) {
+    ctx.eventsWritten();
     return { run: inserted, created: true };
-  });
-  if (result.created) ctx.eventsWritten();
-  // Lost a race with an identical request: the other one's run is the run.
-  const run = result.run ?? (await ctx.store.findRunByCommit(input.repository, commitSha));
-  if (!run) throw new Error('run vanished after a conflicting insert');
-  return { run, created: result.created };
+  }
+  // The commit already has a run (or an identical request won the race): that run is the run.
+  const existing = await ctx.store.findRunByCommit(input.repository, commitSha);
+  if (!existing) throw new Error('run vanished after a conflicting insert');
+  return { run: existing, created: false };
 }
 
 export interface RunTree extends PipelineRun {

@@ -97,7 +97,7 @@ export function repositoryLabel(repository: string): string {
     .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
 }
 
-function aliasOf(aliases: ReleaseAlias[], type: ReleaseAlias['alias_type']): string | undefined {
+function aliasOf(aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[], type: ReleaseAlias['alias_type']): string | undefined {
   return aliases.find((a) => a.alias_type === type)?.alias;
 }
 

@@ -1,20 +1,46 @@
 /** Releases with their aliases, trigger, artifacts and the per-project release counter. */
 import { sql, type Kysely } from 'kysely';
-import type { Release, ReleaseAlias, ReleaseArtifact, ReleaseTrigger } from '../domain/entities.ts';
-import type { Repos } from '../engine/ports.ts';
+import type { ReleaseRecord, Repos } from '../engine/ports.ts';
 import type { Database } from './db.ts';
 
 type ReleaseRepos = Pick<
   Repos,
   | 'lockReleaseCounter' | 'setReleaseCounter' | 'insertRelease' | 'insertAliases' | 'insertTrigger' | 'insertArtifacts'
   | 'getRelease' | 'findReleaseByCommit' | 'findReleaseByAlias' | 'findReleaseByNumber' | 'findReleasesByShaPrefix'
-  | 'listReleases' | 'listAliases' | 'listArtifacts' | 'listTriggers'
+  | 'listReleases'
 >;
 
-const byIds = (ids: string[]) => sql<string>`ANY(${ids}::uuid[])`;
+type Row = Omit<ReleaseRecord, 'artifacts' | 'trigger'> & {
+  artifacts: (Omit<ReleaseRecord['artifacts'][number], 'created_at'> & { created_at: string })[];
+  trigger: (Omit<NonNullable<ReleaseRecord['trigger']>, 'triggered_at'> & { triggered_at: string }) | null;
+};
+
+/** JSON aggregates carry timestamps as text; records carry Dates like every other read. */
+function hydrate(row: Row): ReleaseRecord {
+  return {
+    ...row,
+    artifacts: row.artifacts.map((a) => ({ ...a, created_at: new Date(a.created_at) })),
+    trigger: row.trigger ? { ...row.trigger, triggered_at: new Date(row.trigger.triggered_at) } : null,
+  };
+}
 
 export function releaseRepos(db: Kysely<Database>): ReleaseRepos {
-  const releases = () => db.selectFrom('releases').selectAll();
+  /** A release with its aliases, artifacts and trigger, in one round trip. */
+  const records = () => db.selectFrom('releases as r').selectAll('r').select([
+    sql<Row['aliases']>`COALESCE((SELECT json_agg(json_build_object('alias', a.alias, 'alias_type', a.alias_type) ORDER BY a.alias_type, a.alias)
+      FROM release_aliases a WHERE a.release_id = r.id), '[]'::json)`.as('aliases'),
+    sql<Row['artifacts']>`COALESCE((SELECT json_agg(json_build_object('id', x.id, 'artifact_name', x.artifact_name, 'artifact_type', x.artifact_type,
+      'tracking_oci_uri', x.tracking_oci_uri, 'tracking_oci_digest', x.tracking_oci_digest, 'primary_published_uri', x.primary_published_uri,
+      'created_at', x.created_at) ORDER BY x.artifact_name) FROM release_artifacts x WHERE x.release_id = r.id), '[]'::json)`.as('artifacts'),
+    sql<Row['trigger']>`(SELECT json_build_object('trigger_type', t.trigger_type, 'branch', t.branch, 'tag', t.tag,
+      'triggered_by', t.triggered_by, 'triggered_at', t.triggered_at) FROM release_triggers t WHERE t.release_id = r.id)`.as('trigger'),
+  ]);
+  const one = async (query: ReturnType<typeof records>) => {
+    const row = await query.executeTakeFirst();
+    return row ? hydrate(row as unknown as Row) : undefined;
+  };
+  const many = async (query: ReturnType<typeof records>) => (await query.execute()).map((row) => hydrate(row as unknown as Row));
+  const project = (repository: string, name: string) => records().where('r.repository', '=', repository).where('r.project', '=', name);
   return {
     async lockReleaseCounter(repository, project) {
       await db.insertInto('release_counters').values({ repository, project, last_number: 0 })
@@ -39,51 +65,22 @@ export function releaseRepos(db: Kysely<Database>): ReleaseRepos {
     async insertArtifacts(rows) {
       if (rows.length > 0) await db.insertInto('release_artifacts').values(rows).execute();
     },
-    async getRelease(id) {
-      return (await releases().where('id', '=', id).executeTakeFirst()) as Release | undefined;
-    },
-    async findReleaseByCommit(repository, project, commitSha) {
-      return (await releases().where('repository', '=', repository).where('project', '=', project)
-        .where('commit_sha', '=', commitSha).executeTakeFirst()) as Release | undefined;
-    },
-    async findReleaseByAlias(repository, project, alias) {
-      return (await db.selectFrom('release_aliases as a').innerJoin('releases as r', 'r.id', 'a.release_id')
-        .selectAll('r').where('a.repository', '=', repository).where('a.project', '=', project)
-        .where('a.alias', '=', alias).executeTakeFirst()) as Release | undefined;
-    },
-    async findReleaseByNumber(repository, project, releaseNumber) {
-      return (await releases().where('repository', '=', repository).where('project', '=', project)
-        .where('release_number', '=', releaseNumber).executeTakeFirst()) as Release | undefined;
-    },
-    async findReleasesByShaPrefix(repository, project, prefix, limit) {
-      // Prefix as a range: uses the (repository, project, commit_sha) unique index.
-      const upper = `${prefix}g`;
-      return releases().where('repository', '=', repository).where('project', '=', project)
-        .where('commit_sha', '>=', prefix).where('commit_sha', '<', upper)
-        .orderBy('release_number', 'desc').limit(limit).execute() as Promise<Release[]>;
-    },
-    async listReleases(repository, project, limit, offset) {
-      const base = db.selectFrom('releases').where('repository', '=', repository).where('project', '=', project);
+    getRelease: (id) => one(records().where('r.id', '=', id)),
+    findReleaseByCommit: (repository, name, commitSha) => one(project(repository, name).where('r.commit_sha', '=', commitSha)),
+    findReleaseByAlias: (repository, name, alias) => one(project(repository, name).where('r.id', '=', (eb) =>
+      eb.selectFrom('release_aliases as ra').select('ra.release_id')
+        .where('ra.repository', '=', repository).where('ra.project', '=', name).where('ra.alias', '=', alias))),
+    findReleaseByNumber: (repository, name, releaseNumber) => one(project(repository, name).where('r.release_number', '=', releaseNumber)),
+    // Prefix as a range, so the (repository, project, commit_sha) unique index serves it.
+    findReleasesByShaPrefix: (repository, name, prefix, limit) => many(project(repository, name)
+      .where('r.commit_sha', '>=', prefix).where('r.commit_sha', '<', `${prefix}g`).orderBy('r.release_number', 'desc').limit(limit)),
+    async listReleases(repository, name, limit, offset) {
       const [rows, count] = await Promise.all([
-        base.selectAll().orderBy('release_number', 'desc').limit(limit).offset(offset).execute(),
-        base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
+        many(project(repository, name).orderBy('r.release_number', 'desc').limit(limit).offset(offset)),
+        db.selectFrom('releases').where('repository', '=', repository).where('project', '=', name)
+          .select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
       ]);
-      return { rows: rows as Release[], total: count.total };
-    },
-    async listAliases(releaseIds) {
-      if (releaseIds.length === 0) return [];
-      return db.selectFrom('release_aliases').selectAll().where('release_id', '=', byIds(releaseIds))
-        .orderBy('alias_type').orderBy('alias').execute() as Promise<ReleaseAlias[]>;
-    },
-    async listArtifacts(releaseIds) {
-      if (releaseIds.length === 0) return [];
-      return db.selectFrom('release_artifacts').selectAll().where('release_id', '=', byIds(releaseIds))
-        .orderBy('artifact_name').execute() as Promise<ReleaseArtifact[]>;
-    },
-    async listTriggers(releaseIds) {
-      if (releaseIds.length === 0) return [];
-      return db.selectFrom('release_triggers').selectAll().where('release_id', '=', byIds(releaseIds))
-        .execute() as Promise<ReleaseTrigger[]>;
+      return { rows, total: count.total };
     },
   };
 }

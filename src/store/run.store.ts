@@ -16,12 +16,17 @@ type RunRepos = Pick<
 export function runRepos(db: Kysely<Database>): RunRepos {
   const runs = () => db.selectFrom('pipeline_runs').selectAll();
   return {
-    async insertRun(run) {
+    async insertRun(run, created) {
+      // One statement, so one round trip and atomic: the event row exists only if the run row does.
       const row = await db
-        .insertInto('pipeline_runs')
-        .values({ ...run, discovery_output: jsonb(run.discovery_output), github_context: jsonb(run.github_context) })
-        .onConflict((oc) => oc.columns(['repository', 'commit_sha']).doNothing())
-        .returningAll()
+        .with('inserted', (q) => q.insertInto('pipeline_runs')
+          .values({ ...run, discovery_output: jsonb(run.discovery_output), github_context: jsonb(run.github_context) })
+          .onConflict((oc) => oc.columns(['repository', 'commit_sha']).doNothing())
+          .returningAll())
+        .with('event', (q) => q.insertInto('event_outbox').columns(['event_type', 'envelope'])
+          .expression((eb) => eb.selectFrom('inserted').select([sql<string>`${created.event_type}`.as('event_type'), jsonb(created).as('envelope')]))
+          .returning('id'))
+        .selectFrom('inserted').selectAll()
         .executeTakeFirst();
       return row as PipelineRun | undefined;
     },

@@ -13,6 +13,7 @@ import { deploymentRepos } from './deployment.store.ts';
 import { migrate } from './migrate.ts';
 import { outboxRepos, relayEvents } from './outbox.store.ts';
 import { PGliteDialect } from './pglite.dialect.ts';
+import { preparedPool } from './prepared-pool.ts';
 import { releaseRepos } from './release.store.ts';
 import { runRepos } from './run.store.ts';
 
@@ -50,7 +51,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 20 });
     // An idle client that loses its server must not crash the process; the next query reports it.
     pool.on('error', () => {});
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparedPool(pool) }) });
     kind = 'postgres';
   } else {
     let pglite = options.pglite;

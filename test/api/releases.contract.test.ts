@@ -24,7 +24,7 @@ describe.each(STORE_ADAPTERS)('releases API on $name', (adapter) => {
   });
   beforeEach(async (context) => {
     if (adapter.unavailable) context.skip(adapter.unavailable);
-    await truncateAll(test.db);
+    await truncateAll(test);
   });
 
   const call = (method: 'GET' | 'POST', url: string, token?: string, payload?: unknown) =>

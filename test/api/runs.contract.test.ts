@@ -33,7 +33,7 @@ describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
   });
   beforeEach(async (context) => {
     if (adapter.unavailable) context.skip(adapter.unavailable);
-    await truncateAll(test.db);
+    await truncateAll(test);
   });
 
   const call = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, token?: string, payload?: unknown) =>

@@ -17,6 +17,8 @@ import type { Database } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { PGliteDialect } from '../../src/store/pglite.dialect.ts';
 import { storeOver } from '../../src/store/store.ts';
+import { preparedPool } from '../../src/store/prepared-pool.ts';
+import { forgetCachedReleases } from '../../src/engine/releases.ts';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -77,7 +79,7 @@ export const postgresAdapter: StoreAdapter = {
     url.pathname = `/${name}`;
     const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
     pool.on('error', () => undefined);
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparedPool(pool) }) });
     await migrate(db);
     return {
       store: storeOver(db, 'postgres'), db, url: url.toString(),
@@ -94,8 +96,9 @@ export const postgresAdapter: StoreAdapter = {
 
 export const STORE_ADAPTERS: StoreAdapter[] = [pgliteAdapter, postgresAdapter];
 
-/** Empties every table (between tests of one file). */
-export async function truncateAll(db: Kysely<Database>): Promise<void> {
+/** Empties every table (between tests of one file), and what the engine cached of them. */
+export async function truncateAll({ db, store }: Pick<TestStore, 'db' | 'store'>): Promise<void> {
+  forgetCachedReleases(store);
   await sql`TRUNCATE pipeline_runs, phase_executions, task_executions, step_executions, releases, release_counters,
     release_aliases, release_triggers, release_artifacts, release_approvals, deployments, event_outbox RESTART IDENTITY CASCADE`.execute(db);
 }

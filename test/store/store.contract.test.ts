@@ -26,7 +26,7 @@ describe.each(STORE_ADAPTERS)('store contract on $name', (adapter) => {
   });
   beforeEach(async (context) => {
     if (adapter.unavailable) context.skip(adapter.unavailable);
-    await truncateAll(test.db);
+    await truncateAll(test);
   });
 
   it('records every migration once and applies nothing on a second run', async () => {

@@ -1,0 +1,69 @@
+/** A real Forge server (embedded defaults, temp data dir) and the `forge` CLI run as a child process. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Role } from '../../src/domain/identity.ts';
+import { startServer, type RunningServer } from '../../src/bin/server.ts';
+import { parseServerSettings } from '../../src/settings/settings.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The parent's environment without anything that would steer the CLI, plus `env`. */
+function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const { FORGE_URL: _url, FORGE_TOKEN: _token, NO_COLOR: _noColor, ...rest } = process.env;
+  return { ...rest, ...env };
+}
+
+export async function forge(args: string[], env: Record<string, string>): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/forge.mjs', ...args], { cwd: ROOT, env: childEnv(env) });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: unknown; stdout?: string; stderr?: string };
+    if (typeof failed.code !== 'number') throw error;
+    return { code: failed.code, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+export interface TestServer {
+  server: RunningServer;
+  url: string;
+  token(sub: string, roles: Role[]): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'forge-cli-'));
+  const server = await startServer(parseServerSettings({ port: '0', dataDir, rateLimits: 'off', logLevel: 'silent' }, {}));
+  return {
+    server,
+    url: server.url,
+    token: (sub, roles) => server.devIssuer!.sign({ sub, roles }),
+    async close() {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A URL nothing listens on: a port that was just free. */
+export async function closedUrl(): Promise<string> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+export const lines = (text: string) => text.trimEnd().split('\n');

@@ -2,42 +2,23 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { STORE_ADAPTERS, truncateAll, type TestStore } from '../helpers/stores.ts';
-import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { STORE_ADAPTERS } from '../helpers/stores.ts';
+import { apiSuite, sha, type TestApp } from '../helpers/app.ts';
 
 describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter) => {
-  let test: TestStore;
+  const s = apiSuite(adapter, {
+    dev: ['alice', ['developer']], svc: ['release-bot', ['service-account']], approver: ['bob', ['approver']],
+    approver2: ['carol', ['approver']], operator: ['olga', ['operator']], viewer: ['victor', []],
+  }, { approvalTtlMs: 3600_000 });
+  const { call } = s;
   let t: TestApp;
-  let dev: string;
-  let svc: string;
-  let approver: string;
-  let approver2: string;
-  let operator: string;
-  let viewer: string;
-
-  beforeAll(async () => {
+  let dev = '', svc = '', approver = '', approver2 = '', operator = '', viewer = '';
+  beforeAll(() => {
     if (adapter.unavailable) return;
-    test = await adapter.open();
-    t = await startTestApp(test, { approvalTtlMs: 3600_000 });
-    dev = await t.token('alice', ['developer']);
-    svc = await t.token('release-bot', ['service-account']);
-    approver = await t.token('bob', ['approver']);
-    approver2 = await t.token('carol', ['approver']);
-    operator = await t.token('olga', ['operator']);
-    viewer = await t.token('victor', []);
+    t = s.t;
+    ({ dev = '', svc = '', approver = '', approver2 = '', operator = '', viewer = '' } = s.tokens);
   });
-  afterAll(async () => {
-    await t?.close();
-    await test?.close();
-  });
-  beforeEach(async (context) => {
-    if (adapter.unavailable) context.skip(adapter.unavailable);
-    await truncateAll(test);
-  });
-
-  const call = (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: unknown) =>
-    t.app.inject({ method, url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   const makeRelease = async (trigger: Record<string, unknown> = { type: 'branch_push', branch: 'main' }, project = 'api', token = svc) => {
     const commit = sha();
     const res = await call('POST', '/v1/releases', token, { repository: 'acme/shop', project, commit_sha: commit, artifacts: [], trigger });

@@ -1,34 +1,18 @@
 /** /v1/releases: numbering, idempotency, aliases, lookups, listing — against every store adapter. */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { STORE_ADAPTERS, truncateAll, type TestStore } from '../helpers/stores.ts';
-import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { STORE_ADAPTERS } from '../helpers/stores.ts';
+import { apiSuite, sha, type TestApp } from '../helpers/app.ts';
 
 describe.each(STORE_ADAPTERS)('releases API on $name', (adapter) => {
-  let test: TestStore;
+  const s = apiSuite(adapter, { dev: ['alice', ['developer']], svc: ['release-bot', ['service-account']], viewer: ['victor', []] });
+  const { call } = s;
   let t: TestApp;
-  let dev: string;
-  let svc: string;
-  let viewer: string;
-
-  beforeAll(async () => {
+  let dev = '', svc = '', viewer = '';
+  beforeAll(() => {
     if (adapter.unavailable) return;
-    test = await adapter.open();
-    t = await startTestApp(test);
-    dev = await t.token('alice', ['developer']);
-    svc = await t.token('release-bot', ['service-account']);
-    viewer = await t.token('victor', []);
+    t = s.t;
+    ({ dev = '', svc = '', viewer = '' } = s.tokens);
   });
-  afterAll(async () => {
-    await t?.close();
-    await test?.close();
-  });
-  beforeEach(async (context) => {
-    if (adapter.unavailable) context.skip(adapter.unavailable);
-    await truncateAll(test);
-  });
-
-  const call = (method: 'GET' | 'POST', url: string, token?: string, payload?: unknown) =>
-    t.app.inject({ method, url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   const release = (body: Record<string, unknown>, token = svc) =>
     call('POST', '/v1/releases', token, { repository: 'acme/shop', project: 'api', artifacts: [], ...body });
 

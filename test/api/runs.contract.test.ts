@@ -1,8 +1,8 @@
 /** /v1/runs and the internal task/step endpoints, against every store adapter. */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { recordDiscovery, type DiscoveryPlan } from '../../src/engine/runs.ts';
-import { STORE_ADAPTERS, truncateAll, type TestStore } from '../helpers/stores.ts';
-import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
+import { STORE_ADAPTERS } from '../helpers/stores.ts';
+import { apiSuite, sha, type TestApp } from '../helpers/app.ts';
 
 const plan: DiscoveryPlan = {
   projects: [
@@ -13,31 +13,15 @@ const plan: DiscoveryPlan = {
 };
 
 describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
-  let test: TestStore;
+  const s = apiSuite(adapter, { dev: ['alice', ['developer']], svc: ['ci-bot', ['service-account']], viewer: ['victor', []] });
+  const { call } = s;
   let t: TestApp;
-  let dev: string;
-  let svc: string;
-  let viewer: string;
-
-  beforeAll(async () => {
+  let dev = '', svc = '', viewer = '';
+  beforeAll(() => {
     if (adapter.unavailable) return;
-    test = await adapter.open();
-    t = await startTestApp(test);
-    dev = await t.token('alice', ['developer']);
-    svc = await t.token('ci-bot', ['service-account']);
-    viewer = await t.token('victor', []);
+    t = s.t;
+    ({ dev = '', svc = '', viewer = '' } = s.tokens);
   });
-  afterAll(async () => {
-    await t?.close();
-    await test?.close();
-  });
-  beforeEach(async (context) => {
-    if (adapter.unavailable) context.skip(adapter.unavailable);
-    await truncateAll(test);
-  });
-
-  const call = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, token?: string, payload?: unknown) =>
-    t.app.inject({ method, url, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
 
   const newRun = async (overrides: Record<string, unknown> = {}) => {
     const res = await call('POST', '/v1/runs', dev, { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push', ...overrides });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/api/app.ts';
 import { openDevIssuer, type DevIssuer } from '../../src/auth/dev-issuer.ts';
 import type { Role } from '../../src/domain/identity.ts';
@@ -16,7 +16,8 @@ import { startEventRelay, type EventRelay } from '../../src/engine/events.ts';
 import { createGitGitOps, type GitGitOps } from '../../src/gitops/git.gitops.ts';
 import { EventBus } from '../../src/queue/events.memory.ts';
 import type { RateLimits } from '../../src/settings/settings.ts';
-import type { TestStore } from './stores.ts';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { truncateAll, type StoreAdapter, type TestStore } from './stores.ts';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -72,4 +73,52 @@ let shaCounter = 0;
 /** A valid 40-hex commit SHA: the SHA-1 of `seed`, or a fresh one per call. */
 export function sha(seed?: string): string {
   return createHash('sha1').update(seed ?? `${process.pid}-${shaCounter++}-${Math.random()}`).digest('hex');
+}
+
+export type Call = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, token?: string, payload?: unknown) => Promise<LightMyRequestResponse>;
+
+export interface ApiSuite {
+  /** The app of the current adapter (set in beforeAll). */
+  readonly t: TestApp;
+  readonly test: TestStore;
+  /** Signed tokens by the names given to apiSuite. */
+  readonly tokens: Record<string, string>;
+  call: Call;
+}
+
+/**
+ * Registers the hooks of an API suite on one store adapter: a fresh database and app per file, the
+ * given identities' tokens, empty tables before each test, and a skip with the reason when the
+ * adapter's service is unavailable (which only happens outside CI).
+ */
+export function apiSuite(adapter: StoreAdapter, identities: Record<string, [string, Role[]]>, options: Parameters<typeof startTestApp>[1] = {}): ApiSuite {
+  const state: { t?: TestApp; test?: TestStore; tokens: Record<string, string> } = { tokens: {} };
+  beforeAll(async () => {
+    if (adapter.unavailable) return;
+    state.test = await adapter.open();
+    state.t = await startTestApp(state.test, options);
+    for (const [key, [sub, roles]] of Object.entries(identities)) state.tokens[key] = await state.t.token(sub, roles);
+  });
+  afterAll(async () => {
+    await state.t?.close();
+    await state.test?.close();
+  });
+  beforeEach(async (context) => {
+    if (adapter.unavailable) context.skip(adapter.unavailable);
+    if (state.test) await truncateAll(state.test);
+  });
+  const must = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('apiSuite used outside its tests');
+    return value;
+  };
+  return {
+    get t() { return must(state.t); },
+    get test() { return must(state.test); },
+    tokens: state.tokens,
+    call: (method, url, token, payload) => must(state.t).app.inject({
+      method, url,
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+      ...(payload !== undefined ? { payload: payload as object } : {}),
+    }),
+  };
 }

@@ -91,11 +91,20 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
       await ctx.store.updateDeployment(deployment.id, { status: 'failed', error: message });
       throw new ForgeError('service_unavailable', `the GitOps pointer could not be written; deployment ${deployment.id} is failed`, { deployment_id: deployment.id }, { cause: error });
     }
-    await ctx.store.transaction(async (tx) => {
-      await tx.lock(`deploy:${key}`);
-      await tx.supersedeActive(policy.name, release.repository, release.project, deployment.id);
-      await tx.updateDeployment(deployment.id, { status: 'active', gitops_commit_sha: commitSha });
-    });
+    try {
+      await ctx.store.transaction(async (tx) => {
+        await tx.lock(`deploy:${key}`);
+        await tx.supersedeActive(policy.name, release.repository, release.project, deployment.id);
+        await tx.updateDeployment(deployment.id, { status: 'active', gitops_commit_sha: commitSha });
+      });
+    } catch (error) {
+      // The pointer is committed but the record could not follow: say so on the record, never leave it pending.
+      await ctx.store.updateDeployment(deployment.id, {
+        status: 'failed', gitops_commit_sha: commitSha,
+        error: `pointer committed as ${commitSha} but the deployment could not be activated: ${error instanceof Error ? error.message : String(error)}`,
+      }).catch(() => undefined);
+      throw error;
+    }
     return { ...deployment, status: 'active', gitops_commit_sha: commitSha };
   });
 }

@@ -167,6 +167,26 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     expect((await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json()).toEqual({ deployments: [], total: 0, limit: 20, offset: 0 });
   });
 
+  it('records a deployment failed when the pointer cannot be written, and keeps the previous one active', async () => {
+    const r1 = await makeRelease();
+    const r2 = await makeRelease();
+    const d1 = (await deploy(r1.id, 'dev')).json();
+    const working = t.ctx.gitops;
+    t.ctx.gitops = { writePointer: async () => { throw new Error('remote rejected the push 6 times'); } };
+    try {
+      const res = await deploy(r2.id, 'dev');
+      expect(res.statusCode).toBe(503);
+      expect(res.json().error).toMatchObject({ code: 'service_unavailable', details: { deployment_id: expect.any(String) } });
+      const failedId = res.json().error.details.deployment_id;
+      const history = (await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json();
+      expect(history.deployments.find((d: { deployment_id: string }) => d.deployment_id === failedId)).toMatchObject({ status: 'failed', error: 'remote rejected the push 6 times', gitops_commit_sha: null });
+      expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json().deployment_id).toBe(d1.id);
+      expect((await call('GET', '/v1/releases/acme/shop/api/2', viewer)).json().id).toBe(r2.id);
+    } finally {
+      t.ctx.gitops = working;
+    }
+  });
+
   it('emits deployment.created', async () => {
     const seen: { event_type: string; data: Record<string, unknown> }[] = [];
     const off = t.bus.subscribe((e) => seen.push(e as never));

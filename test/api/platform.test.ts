@@ -1,17 +1,22 @@
 /** Health, readiness, metrics, OpenAPI, the SSE stream, rate limits and internal errors. */
 import { validate } from '@readme/openapi-parser';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgliteAdapter, type TestStore } from '../helpers/stores.ts';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { STORE_ADAPTERS, type TestStore } from '../helpers/stores.ts';
 import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
 import { rewriteEncodedRepository } from '../../src/api/app.ts';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from '../../src/store/db.ts';
+import { storeOver } from '../../src/store/store.ts';
 
-describe('platform endpoints', () => {
+describe.each(STORE_ADAPTERS)('platform endpoints on $name', (adapter) => {
   let test: TestStore;
   let t: TestApp;
   let dev: string;
 
   beforeAll(async () => {
-    test = await pgliteAdapter.open();
+    if (adapter.unavailable) return;
+    test = await adapter.open();
     t = await startTestApp(test, {
       rateLimits: { runCreate: { max: 3, windowMs: 60_000 }, releaseLookup: { max: 5, windowMs: 60_000 }, deploymentCreate: { max: 2, windowMs: 60_000 } },
     });
@@ -22,6 +27,9 @@ describe('platform endpoints', () => {
     await t?.close();
     await test?.close();
   });
+  beforeEach((context) => {
+    if (adapter.unavailable) context.skip(adapter.unavailable);
+  });
 
   const url = () => {
     const address = t.app.server.address();
@@ -31,7 +39,7 @@ describe('platform endpoints', () => {
 
   it('serves /healthz, /readyz and Prometheus /metrics without a token', async () => {
     expect((await t.app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
-    expect((await t.app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready', store: 'pglite' });
+    expect((await t.app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready', store: adapter.name });
     await t.app.inject({ url: '/v1/runs', headers: { authorization: `Bearer ${dev}` } });
     const metrics = await t.app.inject({ url: '/metrics' });
     expect(metrics.headers['content-type']).toContain('text/plain');
@@ -124,5 +132,28 @@ describe('platform endpoints', () => {
     expect(rewriteEncodedRepository('/v1/releases/acme/shop/api/release%2F1')).toBe('/v1/releases/acme/shop/api/release%2F1');
     expect(rewriteEncodedRepository('/v1/deployments/dev/acme%2fshop/api/history?limit=1')).toBe('/v1/deployments/dev/acme/shop/api/history?limit=1');
     expect(rewriteEncodedRepository('/v1/runs/x%2Fy')).toBe('/v1/runs/x%2Fy');
+  });
+});
+
+describe('when PostgreSQL is unreachable', () => {
+  it('answers 503 service_unavailable (readiness and API), not 500', async () => {
+    const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/nowhere', connectionTimeoutMillis: 1000 });
+    pool.on('error', () => undefined);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const down = storeOver(db, 'postgres');
+    const t = await startTestApp({ store: down, db, close: () => db.destroy() });
+    try {
+      const token = await t.token('alice', ['developer']);
+      const ready = await t.app.inject({ url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().error.code).toBe('service_unavailable');
+      const runs = await t.app.inject({ url: '/v1/runs', headers: { authorization: `Bearer ${token}` } });
+      expect(runs.statusCode).toBe(503);
+      expect(runs.json().error.code).toBe('service_unavailable');
+      expect(runs.headers['retry-after']).toBe('5');
+    } finally {
+      await t.close();
+      await db.destroy();
+    }
   });
 });

@@ -4,6 +4,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import addFormatsPlugin from 'ajv-formats';
 import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import { ForgeError } from '../domain/errors.ts';
 import type { Identity } from '../domain/identity.ts';
@@ -46,7 +48,16 @@ export interface RouteDeps {
   limiters: Limiters;
 }
 
+const addFormats = addFormatsPlugin as unknown as (ajv: Ajv) => Ajv;
 const BODY_LIMIT = 1_048_576;
+
+function makeAjv(coerceTypes: false | 'array'): Ajv {
+  const ajv = new Ajv({ coerceTypes, removeAdditional: false, useDefaults: true, allErrors: false, strict: false });
+  addFormats(ajv);
+  return ajv;
+}
+const strictAjv = makeAjv(false);
+const coercingAjv = makeAjv('array');
 
 /** `{repo}` is owner/name; clients may send it as one URL-encoded segment (owner%2Fname). */
 export function rewriteEncodedRepository(url: string): string {
@@ -71,7 +82,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger: { level: options.logLevel ?? 'info' },
     bodyLimit: BODY_LIMIT,
     rewriteUrl: (req) => rewriteEncodedRepository(req.url ?? '/'),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     requestIdHeader: 'x-request-id',
   });
 
@@ -92,6 +102,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
+  // Bodies are validated as sent (a number or an array where a string belongs is a 422); only the
+  // URL's parts, which are always text, are coerced to the schema's types.
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object));
+
   // JSON only: a text/plain body is refused (415), not parsed into a string.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(handleError);
@@ -99,9 +114,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, {})));
 
   app.decorateRequest('identity', undefined as unknown as Identity);
+  // Decided on the route that matched, never on the raw URL: the router decodes the path
+  // (`/%761/runs` reaches `/v1/runs`), so a URL test would let encoded paths skip authentication.
   app.addHook('onRequest', async (request) => {
-    const path = request.url.split('?')[0] ?? '';
-    if (!path.startsWith('/v1/') || path === '/v1/openapi.json') return;
+    const route = request.routeOptions.url;
+    if (route === undefined || !route.startsWith('/v1/') || route === '/v1/openapi.json') return;
     request.identity = await authenticate(options.verifier, request);
   });
   app.addHook('onResponse', async (request, reply) => {

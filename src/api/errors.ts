@@ -26,10 +26,10 @@ export function errorBody(code: ErrorCode, message: string, details: ErrorDetail
   return { error: { code, message, details } };
 }
 
-/** Postgres down, connection refused, pool exhausted: the platform is unavailable, not broken. */
+/** Postgres down, connection refused, pool exhausted, contention that outlived a retry: unavailable, not broken. */
 function isUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
-  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === '57P01' || code === '57P03' || code === '53300'
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === '57P01' || code === '57P03' || code === '53300' || code === '40P01' || code === '40001'
     || (error instanceof Error && /Connection terminated|timeout exceeded when trying to connect/.test(error.message));
 }
 

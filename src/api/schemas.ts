@@ -28,6 +28,8 @@ export const S = {
   time: { type: 'string', format: 'date-time' },
   nullableTime: { type: ['string', 'null'], format: 'date-time' },
   nullableString: { type: ['string', 'null'] },
+  /** Free text (justifications, error reports): anything but NUL, which PostgreSQL text cannot hold. */
+  text: (maxLength: number, minLength = 0) => ({ type: 'string', minLength, maxLength, pattern: String.raw`^[^\u0000]*$` }) as const,
   limit: { type: 'integer', minimum: 1, maximum: 500, default: 20 },
   offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: 0 },
 } as const;
@@ -51,10 +53,10 @@ export const errorResponses = {
 // ---- Runs -----------------------------------------------------------------------------------
 
 export const githubContextSchema = obj({
-  pr_number: { type: 'integer', minimum: 1 },
-  run_id: { type: 'integer', minimum: 0 },
+  pr_number: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+  run_id: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
   context: { type: 'string', maxLength: 255, pattern: NAME_PATTERNS.actor },
-  check_run_id: { type: 'integer', minimum: 0 },
+  check_run_id: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
 }, []);
 
 export const createRunBody = obj({
@@ -99,7 +101,7 @@ export const runListResponse = obj({ runs: { type: 'array', items: runSchema }, 
 
 export const taskStatusBody = obj({
   status: { type: 'string', enum: REPORTED_STATUSES },
-  error: { type: 'string', maxLength: 10_000 },
+  error: S.text(10_000),
 }, ['status']);
 export const stepStatusBody = obj({
   status: { type: 'string', enum: REPORTED_STATUSES },
@@ -182,7 +184,7 @@ export const deploymentParams = obj({ environment: S.environment, owner: { type:
 
 export const createApprovalBody = obj({
   release_id: S.uuid, environment: S.environment,
-  justification: { type: 'string', minLength: 1, maxLength: 4000 },
+  justification: S.text(4000, 1),
 });
 const approvalFields = {
   approval_id: S.uuid, release_id: S.uuid, environment: { type: 'string' }, approver: { type: 'string' },

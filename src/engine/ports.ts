@@ -69,8 +69,10 @@ export interface Repos {
   updatePhase(id: string, patch: ExecutionPatch): Promise<void>;
   updateTask(id: string, patch: ExecutionPatch): Promise<void>;
   updateStep(id: string, patch: StepPatch): Promise<void>;
-  /** Moves every phase, task and step of the run that is in one of `from` to `to`. */
-  settleRunExecutions(runId: string, from: ExecutionStatus[], to: ExecutionStatus, at: Date): Promise<void>;
+  /** Moves every phase, task and step of the run that is in one of `from` to `to`; tasks without an error get `reason`. */
+  settleRunExecutions(runId: string, from: ExecutionStatus[], to: ExecutionStatus, at: Date, reason?: string): Promise<void>;
+  /** The run a task or step belongs to (no locks taken). */
+  runIdOf(kind: 'task' | 'step', id: string): Promise<string | undefined>;
 
   // Releases
   /** Locks the (repository, project) release counter for this transaction and returns its last number. */

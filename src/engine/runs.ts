@@ -5,7 +5,10 @@
  *                                                      → failed (a task or step failed: fail-fast)
  *        pending | running → cancelled (DELETE /v1/runs/{id})
  * When a run ends, every phase, task and step that never started becomes `skipped`; work still
- * running at a cancel is recorded `failed` with the cancel as its reason.
+ * running (a sibling at fail-fast, anything at a cancel) is recorded `failed` with the reason.
+ *
+ * Locking: every transaction that changes a run first takes the run's advisory lock (`run:<id>`),
+ * so all changes to one run are serialised and row locks are never taken in conflicting orders.
  */
 import { randomUUID } from 'node:crypto';
 import type { GithubContext, PhaseExecution, PipelineRun, StepExecution, TaskExecution } from '../domain/entities.ts';
@@ -114,6 +117,7 @@ export interface DiscoveryPlan {
  */
 export async function recordDiscovery(ctx: EngineContext, runId: string, plan: DiscoveryPlan): Promise<void> {
   await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(runId));
     const run = await tx.getRun(runId, { forUpdate: true });
     if (!run) throw notFound('pipeline run', { id: runId });
     if (isRunTerminal(run.status)) throw conflict(`run is ${run.status}`, { status: run.status });
@@ -159,11 +163,30 @@ export async function recordDiscovery(ctx: EngineContext, runId: string, plan: D
   });
 }
 
-async function finishRun(ctx: EngineContext, tx: Repos, run: PipelineRun, status: RunStatus, at: Date, reason?: { code: string; message: string }) {
+const runLock = (runId: string) => `run:${runId}`;
+
+/** The run of a task or step, locked for this transaction (see the locking note above). */
+async function lockRunOf(tx: Repos, kind: 'task' | 'step', id: string): Promise<PipelineRun> {
+  const runId = await tx.runIdOf(kind, id);
+  if (runId === undefined) throw notFound(kind, { id });
+  await tx.lock(runLock(runId));
+  const run = await tx.getRun(runId);
+  if (!run) throw notFound(kind, { id });
+  return run;
+}
+
+/** A finished run takes no more changes; repeating what is already recorded is still fine. */
+function checkRunOpen(run: PipelineRun): void {
+  if (isRunTerminal(run.status)) throw conflict(`run is already ${run.status}`, { run_id: run.id, status: run.status });
+}
+
+async function finishRun(tx: Repos, run: PipelineRun, status: RunStatus, at: Date, reason?: { code: string; message: string }) {
   await tx.updateRun(run.id, {
     status, completed_at: at,
     ...(reason ? { error_code: reason.code, error_message: reason.message } : {}),
   });
+  const stopped = status === 'cancelled' ? `stopped: ${reason?.message ?? 'run cancelled'}` : 'stopped: another task failed (fail-fast)';
+  await tx.settleRunExecutions(run.id, ['running'], 'failed', at, stopped);
   await tx.settleRunExecutions(run.id, ['pending'], 'skipped', at);
   const duration = Math.max(0, Math.round((at.getTime() - run.started_at.getTime()) / 1000));
   await tx.insertEvents([envelope('pipeline.run.completed', { run_id: run.id, status, duration_seconds: duration }, at)]);
@@ -171,15 +194,14 @@ async function finishRun(ctx: EngineContext, tx: Repos, run: PipelineRun, status
 
 export async function cancelRun(ctx: EngineContext, id: string, actor: string): Promise<void> {
   const wrote = await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(id));
     const run = await tx.getRun(id, { forUpdate: true });
     if (!run) throw notFound('pipeline run', { id });
     if (run.status === 'cancelled') return false;
     if (isRunTerminal(run.status)) {
       throw conflict(`run already finished with status ${run.status}; only pending or running runs can be cancelled`, { status: run.status });
     }
-    const now = ctx.clock.now();
-    await tx.settleRunExecutions(id, ['running'], 'failed', now);
-    await finishRun(ctx, tx, run, 'cancelled', now, { code: 'cancelled', message: `cancelled by ${actor}` });
+    await finishRun(tx, run, 'cancelled', ctx.clock.now(), { code: 'cancelled', message: `cancelled by ${actor}` });
     return true;
   });
   if (wrote) ctx.eventsWritten();
@@ -199,14 +221,9 @@ function checkReport(kind: 'task' | 'step', id: string, from: TaskExecution['sta
  * a start marks them running; a failure fails phase and run (fail-fast); the last success of a
  * phase succeeds it, and the last phase succeeds the run.
  */
-async function propagateTask(ctx: EngineContext, tx: Repos, task: TaskExecution, to: ReportedStatus, at: Date): Promise<boolean> {
-  const phase = await tx.getPhase(task.phase_execution_id, { forUpdate: true });
+async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, to: ReportedStatus, at: Date): Promise<boolean> {
+  const phase = await tx.getPhase(task.phase_execution_id);
   if (!phase) throw new Error(`task ${task.id} has no phase`);
-  const run = await tx.getRun(phase.pipeline_run_id, { forUpdate: true });
-  if (!run) throw new Error(`phase ${phase.id} has no run`);
-  if (isRunTerminal(run.status)) {
-    throw conflict(`run is already ${run.status}`, { run_id: run.id, status: run.status });
-  }
   switch (to) {
     case 'running':
       if (phase.status === 'pending') await tx.updatePhase(phase.id, { status: 'running', started_at: at });
@@ -214,7 +231,7 @@ async function propagateTask(ctx: EngineContext, tx: Repos, task: TaskExecution,
       return false;
     case 'failed':
       await tx.updatePhase(phase.id, { status: 'failed', completed_at: at, ...(phase.started_at ? {} : { started_at: at }) });
-      await finishRun(ctx, tx, run, 'failed', at);
+      await finishRun(tx, run, 'failed', at);
       return true;
     case 'success': {
       const siblings = await tx.listTasks([phase.id]);
@@ -222,7 +239,7 @@ async function propagateTask(ctx: EngineContext, tx: Repos, task: TaskExecution,
         await tx.updatePhase(phase.id, { status: 'success', completed_at: at });
         const phases = await tx.listPhases(run.id);
         if (phases.every((p) => p.id === phase.id || p.status === 'success' || p.status === 'skipped')) {
-          await finishRun(ctx, tx, run, 'success', at);
+          await finishRun(tx, run, 'success', at);
           return true;
         }
       }
@@ -234,9 +251,11 @@ async function propagateTask(ctx: EngineContext, tx: Repos, task: TaskExecution,
 export async function reportTaskStatus(ctx: EngineContext, id: string, to: ReportedStatus, error?: string): Promise<TaskExecution> {
   let wroteEvents = false;
   const task = await ctx.store.transaction(async (tx) => {
-    const current = await tx.getTask(id, { forUpdate: true });
+    const run = await lockRunOf(tx, 'task', id);
+    const current = await tx.getTask(id);
     if (!current) throw notFound('task', { id });
     if (checkReport('task', id, current.status, to) === 'same') return current;
+    checkRunOpen(run);
     const now = ctx.clock.now();
     const patch = {
       status: to,
@@ -245,7 +264,7 @@ export async function reportTaskStatus(ctx: EngineContext, id: string, to: Repor
       ...(error !== undefined ? { error } : {}),
     };
     await tx.updateTask(id, patch);
-    wroteEvents = await propagateTask(ctx, tx, current, to, now);
+    wroteEvents = await propagateTask(tx, run, current, to, now);
     return { ...current, ...patch };
   });
   if (wroteEvents) ctx.eventsWritten();
@@ -262,9 +281,11 @@ export interface StepReport {
 export async function reportStepStatus(ctx: EngineContext, id: string, report: StepReport): Promise<StepExecution> {
   let wroteEvents = false;
   const step = await ctx.store.transaction(async (tx) => {
-    const current = await tx.getStep(id, { forUpdate: true });
+    const run = await lockRunOf(tx, 'step', id);
+    const current = await tx.getStep(id);
     if (!current) throw notFound('step', { id });
     const same = checkReport('step', id, current.status, report.status) === 'same';
+    if (!same) checkRunOpen(run);
     const now = ctx.clock.now();
     const patch = {
       ...(same ? {} : { status: report.status }),
@@ -275,7 +296,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
     };
     if (Object.keys(patch).length > 0) await tx.updateStep(id, patch);
     if (!same && report.status !== 'success') {
-      const task = await tx.getTask(current.task_execution_id, { forUpdate: true });
+      const task = await tx.getTask(current.task_execution_id);
       if (!task) throw new Error(`step ${id} has no task`);
       const taskTo = report.status;
       if (task.status !== taskTo && canReport(task.status, taskTo)) {
@@ -284,7 +305,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
           started_at: task.started_at ?? now,
           ...(taskTo === 'failed' ? { completed_at: now, error: `step ${current.step_name} failed${report.exit_code != null ? ` with exit code ${report.exit_code}` : ''}` } : {}),
         });
-        wroteEvents = await propagateTask(ctx, tx, task, taskTo, now);
+        wroteEvents = await propagateTask(tx, run, task, taskTo, now);
       }
     }
     return { ...current, ...patch };

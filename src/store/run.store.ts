@@ -10,7 +10,7 @@ type RunRepos = Pick<
   Repos,
   | 'insertRun' | 'findRunByCommit' | 'getRun' | 'listRuns' | 'updateRun'
   | 'insertPhases' | 'insertTasks' | 'insertSteps' | 'listPhases' | 'listTasks' | 'listSteps'
-  | 'getPhase' | 'getTask' | 'getStep' | 'updatePhase' | 'updateTask' | 'updateStep' | 'settleRunExecutions'
+  | 'getPhase' | 'getTask' | 'getStep' | 'updatePhase' | 'updateTask' | 'updateStep' | 'settleRunExecutions' | 'runIdOf'
 >;
 
 export function runRepos(db: Kysely<Database>): RunRepos {
@@ -105,13 +105,22 @@ export function runRepos(db: Kysely<Database>): RunRepos {
     async updateStep(id, patch) {
       await db.updateTable('step_executions').set(patch).where('id', '=', id).execute();
     },
-    async settleRunExecutions(runId, from, to, at) {
+    async runIdOf(kind, id) {
+      const row = kind === 'task'
+        ? await db.selectFrom('task_executions as t').innerJoin('phase_executions as p', 'p.id', 't.phase_execution_id')
+          .select('p.pipeline_run_id').where('t.id', '=', id).executeTakeFirst()
+        : await db.selectFrom('step_executions as s').innerJoin('task_executions as t', 't.id', 's.task_execution_id')
+          .innerJoin('phase_executions as p', 'p.id', 't.phase_execution_id').select('p.pipeline_run_id').where('s.id', '=', id).executeTakeFirst();
+      return row?.pipeline_run_id;
+    },
+    async settleRunExecutions(runId, from, to, at, reason) {
       const fromList = sql<ExecutionStatus>`ANY(${from}::text[])`;
       const phaseIds = db.selectFrom('phase_executions').select('id').where('pipeline_run_id', '=', runId);
       const taskIds = db.selectFrom('task_executions').select('id').where('phase_execution_id', 'in', phaseIds);
       await db.updateTable('step_executions').set({ status: to, completed_at: at })
         .where('task_execution_id', 'in', taskIds).where('status', '=', fromList).execute();
-      await db.updateTable('task_executions').set({ status: to, completed_at: at })
+      await db.updateTable('task_executions')
+        .set({ status: to, completed_at: at, ...(reason === undefined ? {} : { error: sql<string>`COALESCE(error, ${reason})` }) })
         .where('id', 'in', taskIds).where('status', '=', fromList).execute();
       await db.updateTable('phase_executions').set({ status: to, completed_at: at })
         .where('pipeline_run_id', '=', runId).where('status', '=', fromList).execute();

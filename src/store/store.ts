@@ -17,6 +17,12 @@ import { preparedPool } from './prepared-pool.ts';
 import { releaseRepos } from './release.store.ts';
 import { runRepos } from './run.store.ts';
 
+/** SQLSTATE 40P01 (deadlock detected) and 40001 (serialization failure). */
+function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === '40P01' || code === '40001';
+}
+
 function repos(db: Kysely<Database>): Repos {
   return { ...runRepos(db), ...releaseRepos(db), ...deploymentRepos(db), ...outboxRepos(db) };
 }
@@ -25,7 +31,15 @@ export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {
   return {
     kind,
     ...repos(db),
-    transaction: (fn) => db.transaction().execute((trx) => fn(repos(trx))),
+    async transaction(fn) {
+      try {
+        return await db.transaction().execute((trx) => fn(repos(trx)));
+      } catch (error) {
+        // A deadlock or serialization failure rolled everything back: one more try is safe.
+        if (!isRetryable(error)) throw error;
+        return db.transaction().execute((trx) => fn(repos(trx)));
+      }
+    },
     relayEvents: relayEvents(db),
     async ping() {
       await sql`SELECT 1`.execute(db);

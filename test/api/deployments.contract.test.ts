@@ -161,6 +161,7 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     expect((await deploy(r.id, 'Prod/../x', operator)).statusCode).toBe(422);
     expect((await call('POST', '/v1/deployments', operator, { release_id: 'nope', environment: 'dev' })).statusCode).toBe(422);
     expect((await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: '' })).statusCode).toBe(422);
+    expect((await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'ok\u0000' })).statusCode).toBe(422);
     expect((await call('GET', '/v1/deployments/qa/acme/shop/api', viewer)).statusCode).toBe(422);
     expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).statusCode).toBe(404);
     expect((await call('GET', '/v1/deployments/dev/acme/../api', viewer)).statusCode).toBeGreaterThanOrEqual(400);

@@ -106,6 +106,15 @@ describe.each(STORE_ADAPTERS)('platform endpoints on $name', (adapter) => {
     expect(codes.slice(5)).toEqual([429, 429]);
   });
 
+  it('authenticates whatever spelling of the path reaches a /v1 route', async () => {
+    for (const url of ['/%761/runs', '/v%31/runs', '/v1/%72uns', '/v1/releases/acme/shop/%61pi']) {
+      const res = await t.app.inject({ url });
+      expect(res.statusCode, url).toBe(401);
+    }
+    const post = await t.app.inject({ method: 'POST', url: '/%761/runs', payload: { repository: 'a/b', branch: 'main', commit_sha: sha(), trigger_type: 'push' } });
+    expect(post.statusCode).toBe(401);
+  });
+
   it('answers unknown routes with the standard 404 body', async () => {
     const res = await t.app.inject({ url: '/v1/nothing', headers: { authorization: `Bearer ${dev}` } });
     expect(res.statusCode).toBe(404);

@@ -73,6 +73,8 @@ describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
     ['short sha', { repository: 'acme/shop', branch: 'main', commit_sha: 'def456', trigger_type: 'push' }, 'commit_sha'],
     ['unknown trigger type', { repository: 'acme/shop', branch: 'main', commit_sha: sha('x'), trigger_type: 'cron' }, 'trigger_type'],
     ['unknown field', { repository: 'acme/shop', branch: 'main', commit_sha: sha('x'), trigger_type: 'push', colour: 'red' }, ''],
+    ['an array for a string', { repository: ['acme/shop'], branch: 'main', commit_sha: sha('x'), trigger_type: 'push' }, 'repository'],
+    ['a number for a string', { repository: 'acme/shop', branch: 123, commit_sha: sha('x'), trigger_type: 'push' }, 'branch'],
   ])('rejects %s with 422 validation_error and writes nothing', async (_name, body, field) => {
     const res = await call('POST', '/v1/runs', dev, body);
     expect(res.statusCode).toBe(422);
@@ -168,6 +170,49 @@ describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
     // A late report for a finished run is a conflict, not a silent change.
     const late = await call('PUT', `/v1/tasks/${now.phases[1].tasks[0].id}/status`, svc, { status: 'running' });
     expect(late.statusCode).toBe(409);
+    // Repeating what is recorded (a redelivered report) is accepted.
+    expect((await call('PUT', `/v1/steps/${step.id}/status`, svc, { status: 'failed', exit_code: 2 })).statusCode).toBe(200);
+  });
+
+  it('stops running siblings at fail-fast: failed with the reason, and refuses their later reports', async () => {
+    const run = await newRun();
+    await recordDiscovery(t.ctx, run.id, plan);
+    const test = (await call('GET', `/v1/runs/${run.id}`, viewer)).json().phases[0];
+    const check = test.tasks[0];
+    await call('PUT', `/v1/tasks/${check.id}/status`, svc, { status: 'running' });
+    await call('PUT', `/v1/tasks/${check.id}/status`, svc, { status: 'success' });
+    const [api, web] = (await call('GET', `/v1/runs/${run.id}`, viewer)).json().phases[1].tasks;
+    await call('PUT', `/v1/steps/${api.steps[0].id}/status`, svc, { status: 'running' });
+    await call('PUT', `/v1/steps/${web.steps[0].id}/status`, svc, { status: 'running' });
+    await call('PUT', `/v1/steps/${web.steps[0].id}/status`, svc, { status: 'failed', exit_code: 1 });
+    const now = (await call('GET', `/v1/runs/${run.id}`, viewer)).json();
+    expect(now.status).toBe('failed');
+    const apiNow = now.phases[1].tasks[0];
+    expect(apiNow).toMatchObject({ status: 'failed', error: 'stopped: another task failed (fail-fast)' });
+    expect(apiNow.steps.map((s: { status: string }) => s.status)).toEqual(['failed', 'skipped']);
+    expect((await call('PUT', `/v1/steps/${api.steps[0].id}/status`, svc, { status: 'success', exit_code: 0 })).statusCode).toBe(409);
+    expect((await call('PUT', `/v1/tasks/${api.id}/status`, svc, { status: 'success' })).statusCode).toBe(409);
+  });
+
+  it('never deadlocks: concurrent failures, starts and a cancel on one run all answer 2xx or 409', async () => {
+    for (let round = 0; round < 5; round++) {
+      const run = await newRun();
+      await recordDiscovery(t.ctx, run.id, plan);
+      const tree = (await call('GET', `/v1/runs/${run.id}`, viewer)).json();
+      const steps = tree.phases.flatMap((p: { tasks: { steps: { id: string }[] }[] }) => p.tasks.flatMap((x) => x.steps)) as { id: string }[];
+      const tasks = tree.phases.flatMap((p: { tasks: { id: string }[] }) => p.tasks) as { id: string }[];
+      const results = await Promise.all([
+        ...steps.map((s) => call('PUT', `/v1/steps/${s.id}/status`, svc, { status: 'running' })),
+        ...tasks.map((x) => call('PUT', `/v1/tasks/${x.id}/status`, svc, { status: 'failed', error: 'boom' })),
+        call('DELETE', `/v1/runs/${run.id}`, dev),
+      ]);
+      for (const r of results) expect([200, 204, 409], r.body).toContain(r.statusCode);
+      const final = (await call('GET', `/v1/runs/${run.id}`, viewer)).json();
+      expect(['failed', 'cancelled']).toContain(final.status);
+      const open = final.phases.flatMap((p: { tasks: { status: string; steps: { status: string }[] }[] }) =>
+        p.tasks.flatMap((x) => [x.status, ...x.steps.map((s) => s.status)])).filter((s: string) => s === 'pending' || s === 'running');
+      expect(open).toEqual([]);
+    }
   });
 
   it('refuses illegal transitions with 409 and accepts repeated identical reports', async () => {
@@ -180,6 +225,8 @@ describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
     expect((await call('PUT', `/v1/tasks/${task.id}/status`, svc, { status: 'running' })).statusCode).toBe(200);
     expect((await call('PUT', `/v1/tasks/${task.id}/status`, svc, { status: 'running' })).statusCode).toBe(200);
     expect((await call('PUT', `/v1/tasks/${task.id}/status`, svc, { status: 'skipped' })).statusCode).toBe(422);
+    expect((await call('PUT', `/v1/tasks/${task.id}/status`, svc, { status: 'failed', error: 'bad\u0000byte' })).statusCode).toBe(422);
+    expect((await call('PUT', `/v1/steps/${task.steps[0].id}/status`, svc, { status: 'running', exit_code: 1e300 })).statusCode).toBe(422);
     expect((await call('PUT', '/v1/tasks/8d5e0f38-0c2c-4f55-9d9f-3a5b7d7a0e11/status', svc, { status: 'running' })).statusCode).toBe(404);
   });
 

@@ -107,8 +107,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(({ schema, httpPart }) =>
     (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object));
 
-  // JSON only: a text/plain body is refused (415), not parsed into a string.
+  // JSON only: a text/plain body is refused (415), not parsed into a string. An empty JSON body is
+  // fine on DELETE (clients often send the header anyway) and an error elsewhere.
   app.removeContentTypeParser('text/plain');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (request.method === 'DELETE' && (body as string).trim() === '') return done(null, undefined);
+    return parseJson(request, body as string, done);
+  });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, {})));

@@ -27,7 +27,10 @@ export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync 
     },
   }, async (request, reply) => {
     requirePermission(request.identity, 'releases:create');
-    const { release, created } = await createRelease(ctx, request.body, request.identity.actor);
+    const { release, created } = await createRelease(ctx, request.body, {
+      actor: request.identity.actor,
+      mayRecordTrigger: request.identity.roles.includes('service-account') || request.identity.roles.includes('operator'),
+    });
     return reply.status(created ? 201 : 200).send({ id: release.id, release_number: release.release_number, oci_uri: release.oci_uri, canonical_id: canonicalId(release) });
   });
 

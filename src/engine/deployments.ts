@@ -11,7 +11,6 @@ import { envelope } from '../domain/entities.ts';
 import { ForgeError, denied, invalid, notFound } from '../domain/errors.ts';
 import { policyViolations } from '../domain/policy.ts';
 import { effectiveApprovalStatus } from '../domain/statuses.ts';
-import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import type { EngineContext } from './context.ts';
 import { environmentPolicy } from './environments.ts';
 import type { Page } from './ports.ts';
@@ -22,8 +21,6 @@ export interface DeploymentView extends Deployment {
   release_number: number;
   commit_sha: string;
 }
-
-const targets = new KeyedMutex();
 
 async function approvalFor(ctx: EngineContext, release: Release, environment: string, approvalId: string | undefined, quorum: number) {
   const now = ctx.clock.now();
@@ -62,23 +59,20 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
       reason: 'policy_violation', environment: policy.name, violations,
     });
   }
-  const approval = policy.requires_approval
-    ? await approvalFor(ctx, release, policy.name, input.approval_id, policy.approvals_required)
-    : undefined;
   const key = `${policy.name}:${release.repository}:${release.project}`;
-  // One deployment of a target at a time in this process, so pointer commits and activation keep order.
-  return targets.run(key, async () => {
+  // One deployment of a target at a time, across processes, from the approval check to activation:
+  // pointer commits and active rows then follow the same order, and an approval is checked when used.
+  return ctx.store.withLock(`deploy:${key}`, async () => {
+    const approval = policy.requires_approval
+      ? await approvalFor(ctx, release, policy.name, input.approval_id, policy.approvals_required)
+      : undefined;
     const now = ctx.clock.now();
     const deployment: Deployment = {
       id: randomUUID(), release_id: release.id, repository: release.repository, project: release.project,
       environment: policy.name, status: 'pending', deployed_at: now, deployed_by: actor, gitops_commit_sha: null,
       approval_id: approval?.id ?? null, error: null,
     };
-    await ctx.store.transaction(async (tx) => {
-      await tx.insertDeployment(deployment);
-      await tx.insertEvents([envelope('deployment.created', { deployment_id: deployment.id, release_id: release.id, environment: policy.name, deployed_by: actor }, now)]);
-    });
-    ctx.eventsWritten();
+    await ctx.store.insertDeployment(deployment);
     let commitSha: string;
     try {
       ({ commitSha } = await ctx.gitops.writePointer({
@@ -93,9 +87,9 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
     }
     try {
       await ctx.store.transaction(async (tx) => {
-        await tx.lock(`deploy:${key}`);
         await tx.supersedeActive(policy.name, release.repository, release.project, deployment.id);
         await tx.updateDeployment(deployment.id, { status: 'active', gitops_commit_sha: commitSha });
+        await tx.insertEvents([envelope('deployment.created', { deployment_id: deployment.id, release_id: release.id, environment: policy.name, deployed_by: actor }, now)]);
       });
     } catch (error) {
       // The pointer is committed but the record could not follow: say so on the record, never leave it pending.
@@ -105,7 +99,8 @@ export async function createDeployment(ctx: EngineContext, input: { release_id: 
       }).catch(() => undefined);
       throw error;
     }
-    return { ...deployment, status: 'active', gitops_commit_sha: commitSha };
+    ctx.eventsWritten();
+    return { ...deployment, status: 'active' as const, gitops_commit_sha: commitSha };
   });
 }
 

@@ -89,6 +89,8 @@ export interface Repos {
   /** At most `limit` releases whose commit SHA starts with `prefix`. */
   findReleasesByShaPrefix(repository: string, project: string, prefix: string, limit: number): Promise<ReleaseRecord[]>;
   listReleases(repository: string, project: string, limit: number, offset: number): Promise<Page<ReleaseRecord>>;
+  /** Which of `aliases` are already used by a release of the project. */
+  findTakenAliases(repository: string, project: string, aliases: string[]): Promise<string[]>;
 
   // Deployments
   /** A transaction-scoped advisory lock on `key`: holders of the same key take turns until commit. */
@@ -115,6 +117,12 @@ export interface Repos {
 export interface Store extends Repos {
   readonly kind: 'pglite' | 'postgres';
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` holding an exclusive lock on `key` across work that includes I/O outside the database
+   * (a git push), so other processes on the same database take turns. PostgreSQL: a session advisory
+   * lock on a dedicated connection. PGlite (one process by nature): an in-process lock.
+   */
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
   /** Claims up to `limit` unpublished events (oldest first), hands them to `deliver`, marks them published. */
   relayEvents(limit: number, deliver: (events: StoredEvent[]) => Promise<void>): Promise<number>;
   ping(): Promise<void>;

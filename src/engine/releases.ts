@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Release, ReleaseAlias } from '../domain/entities.ts';
 import { envelope } from '../domain/entities.ts';
-import { conflict, invalid, notFound } from '../domain/errors.ts';
+import { conflict, denied, invalid, notFound } from '../domain/errors.ts';
 import { isValidName, normaliseSha } from '../domain/names.ts';
 import type { ArtifactType, ReleaseTriggerType } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
@@ -63,7 +63,19 @@ function deriveTrigger(input: CreateReleaseInput, run: { trigger_type: string; b
   return { type: 'manual', branch: run?.branch ?? null, tag: null };
 }
 
-export async function createRelease(ctx: EngineContext, input: CreateReleaseInput, actor: string): Promise<{ release: Release; created: boolean }> {
+export interface ReleaseCaller {
+  actor: string;
+  /** Service accounts and operators record what triggered a release; anyone else's release is manual. */
+  mayRecordTrigger: boolean;
+}
+
+export async function createRelease(ctx: EngineContext, input: CreateReleaseInput, caller: ReleaseCaller): Promise<{ release: Release; created: boolean }> {
+  const actor = caller.actor;
+  if (!caller.mayRecordTrigger && (input.trigger !== undefined || input.pipeline_run_id !== undefined)) {
+    throw denied('only service accounts and operators may record a trigger or pipeline run; a release you create is manual', {
+      fields: ['trigger', 'pipeline_run_id'].filter((f) => f in input && input[f as keyof CreateReleaseInput] !== undefined),
+    });
+  }
   const commitSha = normaliseSha(input.commit_sha);
   const { repository, project } = input;
   if (input.artifacts.length > MAX_ARTIFACTS) throw invalid(`a release holds at most ${MAX_ARTIFACTS} artifacts`, { field: 'artifacts', count: input.artifacts.length });
@@ -116,14 +128,22 @@ export async function createRelease(ctx: EngineContext, input: CreateReleaseInpu
       if (isValidName('alias', branchAlias)) aliases.push(alias(branchAlias, 'branch'));
     }
     for (const value of custom) if (!aliases.some((a) => a.alias === value)) aliases.push(alias(value, 'custom'));
+    // A generated branch alias that is taken (a custom alias spelled like it) is left out; a taken tag
+    // or custom alias is a conflict the caller must resolve.
+    const taken = new Set(await tx.findTakenAliases(repository, project, aliases.map((a) => a.alias)));
+    const kept = aliases.filter((a) => !(a.alias_type === 'branch' && taken.has(a.alias)));
+    const clashes = kept.filter((a) => taken.has(a.alias)).map((a) => a.alias);
+    if (clashes.length > 0) {
+      throw conflict(`alias ${clashes.join(', ')} is already used by another release of ${repository}/${project}`, { aliases: clashes });
+    }
     await tx.insertRelease(release);
     await tx.insertTrigger({ release_id: release.id, trigger_type: trigger.type, branch: trigger.branch, tag: trigger.tag, triggered_by: actor, triggered_at: now });
     try {
-      await tx.insertAliases(aliases);
+      await tx.insertAliases(kept);
     } catch (error) {
+      // Only a concurrent create can take an alias between the check and here.
       if (uniqueViolation(error) === undefined) throw error;
-      const taken = aliases.filter((a) => a.alias_type !== 'numeric').map((a) => a.alias);
-      throw conflict(`an alias of this release is already used by another release of ${repository}/${project}`, { aliases: taken });
+      throw conflict(`an alias of this release was just taken by another release of ${repository}/${project}`, { aliases: kept.map((a) => a.alias) });
     }
     await tx.insertArtifacts(input.artifacts.map((a) => ({
       id: randomUUID(), release_id: release.id, artifact_name: a.name, artifact_type: a.type,

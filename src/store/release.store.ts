@@ -7,7 +7,7 @@ type ReleaseRepos = Pick<
   Repos,
   | 'lockReleaseCounter' | 'setReleaseCounter' | 'insertRelease' | 'insertAliases' | 'insertTrigger' | 'insertArtifacts'
   | 'getRelease' | 'findReleaseByCommit' | 'findReleaseByAlias' | 'findReleaseByNumber' | 'findReleasesByShaPrefix'
-  | 'listReleases'
+  | 'listReleases' | 'findTakenAliases'
 >;
 
 type Row = Omit<ReleaseRecord, 'artifacts' | 'trigger'> & {
@@ -74,6 +74,12 @@ export function releaseRepos(db: Kysely<Database>): ReleaseRepos {
     // Prefix as a range, so the (repository, project, commit_sha) unique index serves it.
     findReleasesByShaPrefix: (repository, name, prefix, limit) => many(project(repository, name)
       .where('r.commit_sha', '>=', prefix).where('r.commit_sha', '<', `${prefix}g`).orderBy('r.release_number', 'desc').limit(limit)),
+    async findTakenAliases(repository, name, aliases) {
+      if (aliases.length === 0) return [];
+      const rows = await db.selectFrom('release_aliases').select('alias').where('repository', '=', repository)
+        .where('project', '=', name).where('alias', '=', sql<string>`ANY(${aliases}::text[])`).execute();
+      return rows.map((r) => r.alias);
+    },
     async listReleases(repository, name, limit, offset) {
       const [rows, count] = await Promise.all([
         many(project(repository, name).orderBy('r.release_number', 'desc').limit(limit).offset(offset)),

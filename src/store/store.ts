@@ -14,6 +14,7 @@ import { migrate } from './migrate.ts';
 import { outboxRepos, relayEvents } from './outbox.store.ts';
 import { PGliteDialect } from './pglite.dialect.ts';
 import { preparedPool } from './prepared-pool.ts';
+import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import { releaseRepos } from './release.store.ts';
 import { runRepos } from './run.store.ts';
 
@@ -28,6 +29,7 @@ function repos(db: Kysely<Database>): Repos {
 }
 
 export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {
+  const local = new KeyedMutex();
   return {
     kind,
     ...repos(db),
@@ -41,6 +43,19 @@ export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {
       }
     },
     relayEvents: relayEvents(db),
+    withLock(key, fn) {
+      if (kind === 'pglite') return local.run(key, fn);
+      // Waiters of this process queue here first, so each holds a pooled connection only once it is
+      // next: many waiters on one key can never take every connection from the lock's holder.
+      return local.run(key, () => db.connection().execute(async (conn) => {
+        await sql`SELECT pg_advisory_lock(hashtextextended(${key}, 0))`.execute(conn);
+        try {
+          return await fn();
+        } finally {
+          await sql`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn);
+        }
+      }));
+    },
     async ping() {
       await sql`SELECT 1`.execute(db);
     },

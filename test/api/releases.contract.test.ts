@@ -169,6 +169,21 @@ describe.each(STORE_ADAPTERS)('releases API on $name', (adapter) => {
     expect(mismatch.statusCode).toBe(422);
   });
 
+  it('leaves out a generated branch alias that a custom alias already took, instead of blocking the release', async () => {
+    await release({ commit_sha: sha(), aliases: ['main-2'] });
+    const second = await release({ commit_sha: sha(), trigger: { type: 'branch_push', branch: 'main' } });
+    expect(second.statusCode).toBe(201);
+    expect((await call('GET', '/v1/releases/acme/shop/api/2', viewer)).json().aliases).toEqual([{ alias: '2', alias_type: 'numeric' }]);
+    expect((await call('GET', '/v1/releases/acme/shop/api/main-2', viewer)).json().release_number).toBe(1);
+  });
+
+  it('lets only service accounts and operators record a trigger or pipeline run (a developer\'s release is manual)', async () => {
+    const res = await release({ commit_sha: sha(), trigger: { type: 'branch_push', branch: 'main' } }, dev);
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error).toMatchObject({ code: 'permission_denied', details: { fields: ['trigger'] } });
+    expect((await call('GET', '/v1/releases/acme/shop/api', viewer)).json().total).toBe(0);
+  });
+
   it('lets developers create manual releases but not viewers; emits release.created', async () => {
     const seen: { event_type: string; data: Record<string, unknown> }[] = [];
     const off = t.bus.subscribe((e) => seen.push(e as never));

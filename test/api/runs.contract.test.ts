@@ -249,7 +249,7 @@ describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
     const step = (await call('GET', `/v1/runs/${run.id}`, viewer)).json().phases[0].tasks[0].steps[0];
     await call('PUT', `/v1/steps/${step.id}/status`, svc, { status: 'running' });
     expect((await call('DELETE', `/v1/runs/${run.id}`, viewer)).statusCode).toBe(403);
-    const res = await call('DELETE', `/v1/runs/${run.id}`, dev);
+    const res = await t.app.inject({ method: 'DELETE', url: `/v1/runs/${run.id}`, headers: { authorization: `Bearer ${dev}`, 'content-type': 'application/json' } });
     expect(res.statusCode).toBe(204);
     expect(res.body).toBe('');
     const now = (await call('GET', `/v1/runs/${run.id}`, viewer)).json();

@@ -8,6 +8,7 @@ import { envelope } from '../../src/domain/entities.ts';
 import type { Database } from '../../src/store/db.ts';
 import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import { STORE_ADAPTERS, truncateAll, type TestStore } from '../helpers/stores.ts';
+import { storeOver } from '../../src/store/store.ts';
 import { sha } from '../helpers/app.ts';
 
 const release = (over: Partial<Release> = {}): Release => ({
@@ -82,6 +83,30 @@ describe.each(STORE_ADAPTERS)('store contract on $name', (adapter) => {
     await expect(store.insertDeployment({ ...base, id: randomUUID(), status: 'active' })).rejects.toMatchObject({ code: '23505' });
     await store.insertDeployment({ ...base, id: randomUUID(), status: 'active', environment: 'staging' });
     await store.insertDeployment({ ...base, id: randomUUID(), status: 'superseded' });
+  });
+
+  it('withLock excludes across stores on one database (as across processes), per key', async () => {
+    const { store } = test;
+    // A second store over the same database, as another process would have (PGlite is one process).
+    const other = test.url ? storeOver(new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: test.url, max: 3 }) }) }), 'postgres') : store;
+    try {
+      const spans: [string, number, number][] = [];
+      const work = (who: string, s: typeof store, key: string) => s.withLock(key, async () => {
+        const start = performance.now();
+        await new Promise((r) => setTimeout(r, 30));
+        spans.push([`${who}:${key}`, start, performance.now()]);
+      });
+      await Promise.all([
+        ...Array.from({ length: 4 }, (_, i) => work(`a${i}`, store, 'target-1')),
+        ...Array.from({ length: 4 }, (_, i) => work(`b${i}`, other, 'target-1')),
+        work('c', other, 'target-2'),
+      ]);
+      const same = spans.filter(([name]) => name.endsWith(':target-1')).sort((x, y) => x[1] - y[1]);
+      for (let i = 1; i < same.length; i++) expect(same[i]![1]).toBeGreaterThanOrEqual(same[i - 1]![2] - 1);
+      expect(spans).toHaveLength(9);
+    } finally {
+      if (other !== store) await other.close();
+    }
   });
 
   it('relays outbox events in order, once, even with concurrent relays', async () => {

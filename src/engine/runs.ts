@@ -285,6 +285,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
     const current = await tx.getStep(id);
     if (!current) throw notFound('step', { id });
     const same = checkReport('step', id, current.status, report.status) === 'same';
+    if (same && isRunTerminal(run.status)) return current;
     if (!same) checkRunOpen(run);
     const now = ctx.clock.now();
     const patch = {

@@ -170,8 +170,10 @@ describe.each(STORE_ADAPTERS)('runs API on $name', (adapter) => {
     // A late report for a finished run is a conflict, not a silent change.
     const late = await call('PUT', `/v1/tasks/${now.phases[1].tasks[0].id}/status`, svc, { status: 'running' });
     expect(late.statusCode).toBe(409);
-    // Repeating what is recorded (a redelivered report) is accepted.
-    expect((await call('PUT', `/v1/steps/${step.id}/status`, svc, { status: 'failed', exit_code: 2 })).statusCode).toBe(200);
+    // Repeating what is recorded (a redelivered report) is accepted, and changes nothing.
+    const repeat = await call('PUT', `/v1/steps/${step.id}/status`, svc, { status: 'failed', exit_code: 9 });
+    expect(repeat.statusCode).toBe(200);
+    expect(repeat.json().exit_code).toBe(2);
   });
 
   it('stops running siblings at fail-fast: failed with the reason, and refuses their later reports', async () => {

@@ -15,6 +15,7 @@ import type { ArtifactType, ReleaseTriggerType } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
 import { uniqueViolation } from './db-errors.ts';
 import { Lru } from '../lib/lru.ts';
+import { tagReleases, type TaggingStrategy } from '../config/triggers.ts';
 import type { Page, ReleaseRecord } from './ports.ts';
 
 export const MAX_ARTIFACTS = 50;
@@ -43,13 +44,10 @@ export const canonicalId = (r: Pick<Release, 'repository' | 'project' | 'commit_
  * (digest §1.9): monorepo tags are `<project>/v*` (alias: the part after the slash); tag-all tags
  * are bare `v*`. Without an explicit strategy, a tag with a slash is read as monorepo.
  */
-export function tagAlias(tag: string, project: string, strategy?: 'monorepo' | 'tag-all'): string | undefined {
-  const monorepo = strategy === 'monorepo' || (strategy === undefined && tag.includes('/'));
-  if (monorepo) {
-    const prefix = `${project}/`;
-    return tag.startsWith(prefix) && tag.slice(prefix.length).startsWith('v') ? tag.slice(prefix.length) : undefined;
-  }
-  return /^v[^/]*$/.test(tag) ? tag : undefined;
+export function tagAlias(tag: string, project: string, strategy?: TaggingStrategy): string | undefined {
+  const effective = strategy ?? (tag.includes('/') ? 'monorepo' : 'tag-all');
+  if (!tagReleases(tag, project, effective)) return undefined;
+  return effective === 'monorepo' ? tag.slice(project.length + 1) : tag;
 }
 
 function deriveTrigger(input: CreateReleaseInput, run: { trigger_type: string; branch: string } | undefined): { type: ReleaseTriggerType; branch: string | null; tag: string | null } {

@@ -41,10 +41,7 @@ export function isForgeError(error: unknown): error is ForgeError {
   return error instanceof ForgeError;
 }
 
-/** Retry semantics as types: only the queue adapter turns these into ack / nak(delay) / term. */
-export class TerminalError extends Error {
-  override readonly name = 'TerminalError';
-}
+/** Retry semantics as a type: only the queue adapter turns it into ack / nak(delay) / term. */
 export class RetryableError extends Error {
   override readonly name = 'RetryableError';
   constructor(message: string, readonly retryAfterMs?: number, options?: { cause?: unknown }) {

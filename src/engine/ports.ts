@@ -53,7 +53,7 @@ export interface Repos {
   /** Inserts the run and its creation event in one statement; undefined when (repository, commit_sha) exists. */
   insertRun(run: PipelineRun, created: EventEnvelope): Promise<PipelineRun | undefined>;
   findRunByCommit(repository: string, commitSha: string): Promise<PipelineRun | undefined>;
-  getRun(id: string, opts?: { forUpdate?: boolean }): Promise<PipelineRun | undefined>;
+  getRun(id: string): Promise<PipelineRun | undefined>;
   listRuns(filter: RunFilter): Promise<Page<PipelineRun>>;
   updateRun(id: string, patch: RunPatch): Promise<void>;
 
@@ -63,9 +63,9 @@ export interface Repos {
   listPhases(runId: string): Promise<PhaseExecution[]>;
   listTasks(phaseIds: string[]): Promise<TaskExecution[]>;
   listSteps(taskIds: string[]): Promise<StepExecution[]>;
-  getPhase(id: string, opts?: { forUpdate?: boolean }): Promise<PhaseExecution | undefined>;
-  getTask(id: string, opts?: { forUpdate?: boolean }): Promise<TaskExecution | undefined>;
-  getStep(id: string, opts?: { forUpdate?: boolean }): Promise<StepExecution | undefined>;
+  getPhase(id: string): Promise<PhaseExecution | undefined>;
+  getTask(id: string): Promise<TaskExecution | undefined>;
+  getStep(id: string): Promise<StepExecution | undefined>;
   updatePhase(id: string, patch: ExecutionPatch): Promise<void>;
   updateTask(id: string, patch: ExecutionPatch): Promise<void>;
   updateStep(id: string, patch: StepPatch): Promise<void>;
@@ -96,7 +96,6 @@ export interface Repos {
   /** A transaction-scoped advisory lock on `key`: holders of the same key take turns until commit. */
   lock(key: string): Promise<void>;
   insertDeployment(row: Deployment): Promise<void>;
-  getDeployment(id: string): Promise<Deployment | undefined>;
   updateDeployment(id: string, patch: Partial<Pick<Deployment, 'status' | 'gitops_commit_sha' | 'error' | 'deployed_at'>>): Promise<void>;
   /** Marks the active deployment(s) of the target other than `exceptId` superseded. */
   supersedeActive(environment: string, repository: string, project: string, exceptId: string): Promise<void>;

@@ -118,7 +118,7 @@ export interface DiscoveryPlan {
 export async function recordDiscovery(ctx: EngineContext, runId: string, plan: DiscoveryPlan): Promise<void> {
   await ctx.store.transaction(async (tx) => {
     await tx.lock(runLock(runId));
-    const run = await tx.getRun(runId, { forUpdate: true });
+    const run = await tx.getRun(runId);
     if (!run) throw notFound('pipeline run', { id: runId });
     if (isRunTerminal(run.status)) throw conflict(`run is ${run.status}`, { status: run.status });
     if ((await tx.listPhases(runId)).length > 0) return;
@@ -195,7 +195,7 @@ async function finishRun(tx: Repos, run: PipelineRun, status: RunStatus, at: Dat
 export async function cancelRun(ctx: EngineContext, id: string, actor: string): Promise<void> {
   const wrote = await ctx.store.transaction(async (tx) => {
     await tx.lock(runLock(id));
-    const run = await tx.getRun(id, { forUpdate: true });
+    const run = await tx.getRun(id);
     if (!run) throw notFound('pipeline run', { id });
     if (run.status === 'cancelled') return false;
     if (isRunTerminal(run.status)) {

@@ -14,11 +14,3 @@ export function parseDuration(text: string): number | undefined {
   }
   return consumed === trimmed.length && consumed > 0 ? Math.round(total) : undefined;
 }
-
-export function formatDuration(ms: number): string {
-  if (ms % UNIT_MS.d === 0) return `${ms / UNIT_MS.d}d`;
-  if (ms % UNIT_MS.h === 0) return `${ms / UNIT_MS.h}h`;
-  if (ms % UNIT_MS.m === 0) return `${ms / UNIT_MS.m}m`;
-  if (ms % UNIT_MS.s === 0) return `${ms / UNIT_MS.s}s`;
-  return `${ms}ms`;
-}

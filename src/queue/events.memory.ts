@@ -12,10 +12,6 @@ export class EventBus implements EventPublisher, EventStream {
     return () => this.listeners.delete(listener);
   }
 
-  get subscriberCount(): number {
-    return this.listeners.size;
-  }
-
   /** Delivers to every listener; one failing listener does not stop the others. */
   emit(event: EventEnvelope): void {
     for (const listener of this.listeners) {

@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../domain/policy.ts';
 import { NAME_RULES, isValidName } from '../domain/names.ts';
 import { RELEASE_TRIGGER_TYPES, type ReleaseTriggerType } from '../domain/statuses.ts';
-import { formatDuration, parseDuration } from '../lib/duration.ts';
+import { parseDuration } from '../lib/duration.ts';
 
 export class SettingsError extends Error {
   override readonly name = 'SettingsError';
@@ -224,4 +224,3 @@ export function describeSettings(specs: Record<string, SettingSpec>): string {
     .join('\n');
 }
 
-export { formatDuration };

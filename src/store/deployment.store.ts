@@ -6,7 +6,7 @@ import type { Database } from './db.ts';
 
 type DeploymentRepos = Pick<
   Repos,
-  | 'lock' | 'insertDeployment' | 'getDeployment' | 'updateDeployment' | 'supersedeActive'
+  | 'lock' | 'insertDeployment' | 'updateDeployment' | 'supersedeActive'
   | 'findActiveDeployment' | 'listDeployments'
   | 'insertApproval' | 'getApproval' | 'listApprovals' | 'updateApproval'
 >;
@@ -21,9 +21,6 @@ export function deploymentRepos(db: Kysely<Database>): DeploymentRepos {
     },
     async insertDeployment(row) {
       await db.insertInto('deployments').values(row).execute();
-    },
-    async getDeployment(id) {
-      return (await db.selectFrom('deployments').selectAll().where('id', '=', id).executeTakeFirst()) as Deployment | undefined;
     },
     async updateDeployment(id, patch) {
       await db.updateTable('deployments').set(patch).where('id', '=', id).execute();

@@ -33,10 +33,8 @@ export function runRepos(db: Kysely<Database>): RunRepos {
     async findRunByCommit(repository, commitSha) {
       return (await runs().where('repository', '=', repository).where('commit_sha', '=', commitSha).executeTakeFirst()) as PipelineRun | undefined;
     },
-    async getRun(id, opts) {
-      let query = runs().where('id', '=', id);
-      if (opts?.forUpdate) query = query.forUpdate();
-      return (await query.executeTakeFirst()) as PipelineRun | undefined;
+    async getRun(id) {
+      return (await runs().where('id', '=', id).executeTakeFirst()) as PipelineRun | undefined;
     },
     async listRuns(filter) {
       let base = db.selectFrom('pipeline_runs');
@@ -80,20 +78,14 @@ export function runRepos(db: Kysely<Database>): RunRepos {
       return db.selectFrom('step_executions').selectAll().where('task_execution_id', '=', sql<string>`ANY(${taskIds}::uuid[])`)
         .orderBy('step_name').execute() as Promise<StepExecution[]>;
     },
-    async getPhase(id, opts) {
-      let query = db.selectFrom('phase_executions').selectAll().where('id', '=', id);
-      if (opts?.forUpdate) query = query.forUpdate();
-      return (await query.executeTakeFirst()) as PhaseExecution | undefined;
+    async getPhase(id) {
+      return (await db.selectFrom('phase_executions').selectAll().where('id', '=', id).executeTakeFirst()) as PhaseExecution | undefined;
     },
-    async getTask(id, opts) {
-      let query = db.selectFrom('task_executions').selectAll().where('id', '=', id);
-      if (opts?.forUpdate) query = query.forUpdate();
-      return (await query.executeTakeFirst()) as TaskExecution | undefined;
+    async getTask(id) {
+      return (await db.selectFrom('task_executions').selectAll().where('id', '=', id).executeTakeFirst()) as TaskExecution | undefined;
     },
-    async getStep(id, opts) {
-      let query = db.selectFrom('step_executions').selectAll().where('id', '=', id);
-      if (opts?.forUpdate) query = query.forUpdate();
-      return (await query.executeTakeFirst()) as StepExecution | undefined;
+    async getStep(id) {
+      return (await db.selectFrom('step_executions').selectAll().where('id', '=', id).executeTakeFirst()) as StepExecution | undefined;
     },
     async updatePhase(id, patch) {
       const { error: _error, ...rest } = patch;

@@ -6,6 +6,7 @@ import { openDevIssuer } from '../auth/dev-issuer.ts';
 import { ROLES, isRole } from '../domain/identity.ts';
 import { SERVER_SETTINGS, SettingsError, describeSettings, parseServerSettings } from '../settings/settings.ts';
 import { registerClientCommands } from '../cli/commands.ts';
+import { registerConfigCommands } from '../cli/config.commands.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('forge')
@@ -74,6 +75,7 @@ program.command('dev-token').description('print a token from the embedded dev is
     console.log(await issuer.sign({ sub: opts.sub, roles: roles.filter(isRole), ttlSeconds: ttl }));
   });
 
+registerConfigCommands(program);
 registerClientCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,25 +1,60 @@
 /**
- * One configuration file evaluated by CUE against the platform schema (schema/forge.cue): the schema
- * is written in the user's package with the wanted definition embedded, both files are exported
- * together, and CUE's problems come back explained, with the user's file first.
+ * Configuration files evaluated by CUE against the platform schema (schema/forge.cue), many at a
+ * time. Each file's text (after Forge's attributes are applied) becomes one field of a generated
+ * file, `fN: #ProjectConfig & { <the file> }`, so the schema's definitions close it as they would
+ * close a definition; files are packed into a few CUE calls (one per worker) and each result is
+ * cached by content, so an unchanged file is never evaluated twice. Problems are mapped back to
+ * the user's file, line and column and reworded to say what is allowed.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CueError, exportJson, type CueProblem } from './cue.ts';
+import { parseDocument } from 'yaml';
+import { Lru } from '../lib/lru.ts';
+import { applyAttributes, type ArtifactReference, type AttributeContext } from './attributes.ts';
+import { cueParallelism, parseCueErrors, runCue, type CuePosition, type CueProblem } from './cue.ts';
 
 export type SchemaDefinition = '#RepoConfig' | '#ProjectConfig';
 
-const SCHEMA_TEXT = readFileSync(fileURLToPath(new URL('./schema/forge.cue', import.meta.url)), 'utf8');
+export const SCHEMA_TEXT = readFileSync(fileURLToPath(new URL('./schema/forge.cue', import.meta.url)), 'utf8');
+/** The CUE package path users import the schema as. */
+export const SCHEMA_MODULE = 'forge.dev/schema';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly problems: CueProblem[]) {
-    super(problems.map((p) => (p.positions[0] ? `${p.positions[0].file}:${p.positions[0].line}:${p.positions[0].column}: ${p.message}` : p.message)).join('\n'));
+    super(problems.map(describeProblem).join('\n'));
   }
 }
+
+/** `file:line:column: message`, the form editors and terminals link. */
+export function describeProblem(p: CueProblem): string {
+  const at = p.positions[0];
+  return at ? `${at.file}:${at.line}:${at.column}: ${p.message}` : p.message;
+}
+
+export interface ConfigSource {
+  file: string;
+  definition: SchemaDefinition;
+  /** For `@repo` and `@artifact`; without it `@repo` has nothing to read. */
+  context?: AttributeContext;
+}
+
+export type Evaluated =
+  | { ok: true; file: string; value: unknown; references: ArtifactReference[] }
+  | { ok: false; file: string; problems: CueProblem[] };
+
+/** Where evaluated values are kept between calls (memory by default; the CLI adds a directory). */
+export interface ConfigCache {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+}
+
+const memoryCache = new Lru<string, unknown>(20_000);
+export const MEMORY_CACHE: ConfigCache = { get: (k) => memoryCache.get(k), set: (k, v) => memoryCache.set(k, v) };
 
 /** The package a CUE file declares, if any (JSON and YAML files have none). */
 export function packageOf(source: string): string | undefined {
@@ -27,23 +62,241 @@ export function packageOf(source: string): string | undefined {
   return /^\s*package\s+([A-Za-z_][A-Za-z0-9_]*)\s*$/m.exec(withoutComments)?.[1];
 }
 
-/**
- * The schema as a file of the user's package with `definition` embedded at the top level. Written
- * once per package name and definition into a temp dir (CUE reads files from disk).
- */
-function schemaFileFor(pkg: string | undefined, definition: SchemaDefinition): string {
-  const text = `${pkg ? `package ${pkg}\n\n` : ''}${SCHEMA_TEXT}\n${definition}\n`;
-  const dir = join(tmpdir(), 'forge-cue-schema', createHash('sha256').update(text).digest('hex').slice(0, 16));
-  const file = join(dir, 'forge_schema.cue');
-  if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(file, text);
+/** One file, ready to be evaluated as a field of a generated file. */
+interface Segment {
+  source: ConfigSource;
+  /** The lines to place; the opener is already on `openerLine` (1-based, of the original). */
+  lines: string[];
+  openerLine: number;
+  hasImports: boolean;
+  /** Positions can be mapped line for line (CUE and JSON); YAML is converted and cannot. */
+  mapsLines: boolean;
+  key: string;
+  references: ArtifactReference[];
+}
+
+type Prepared = { ok: true; segment: Segment } | { ok: false; file: string; problems: CueProblem[] };
+
+const LABEL = (index: number) => `f${index}`;
+
+function prepare(source: ConfigSource, raw: string): Prepared {
+  const { file } = source;
+  let text = raw;
+  let references: ArtifactReference[] = [];
+  let mapsLines = true;
+  const ext = extname(file);
+  if (ext === '.yaml' || ext === '.yml') {
+    const doc = parseDocument(raw, { prettyErrors: false });
+    if (doc.errors.length > 0) {
+      return { ok: false, file, problems: doc.errors.map((e) => ({ message: e.message.split('\n')[0] ?? e.message, positions: e.linePos ? [{ file, line: e.linePos[0].line, column: e.linePos[0].col }] : [] })) };
+    }
+    text = JSON.stringify(doc.toJS() ?? {}, null, 1);
+    mapsLines = false;
+  } else if (ext === '.cue') {
+    const applied = applyAttributes(file, raw, source.context ?? { repo: undefined });
+    if (applied.problems.length > 0) return { ok: false, file, problems: applied.problems };
+    text = applied.text;
+    references = applied.references;
   }
-  return file;
+  const lines = text.split('\n');
+  let inImports = false;
+  let hasImports = false;
+  let first = -1;
+  for (const [i, line] of lines.entries()) {
+    const trimmed = line.trim();
+    if (inImports) {
+      if (trimmed.startsWith(')')) inImports = false;
+      continue;
+    }
+    if (trimmed === '' || trimmed.startsWith('//')) continue;
+    if (/^package\s+\w+\s*$/.test(trimmed)) {
+      lines[i] = '';
+      continue;
+    }
+    if (/^import\b/.test(trimmed)) {
+      hasImports = true;
+      inImports = /^import\s*\($/.test(trimmed) || (/^import\s*\(/.test(trimmed) && !trimmed.includes(')'));
+      continue;
+    }
+    first = i;
+    break;
+  }
+  if (first === -1) {
+    lines.push('');
+    first = lines.length - 1;
+  }
+  const key = createHash('sha256').update(`${source.definition}\0${SCHEMA_TEXT}\0${ext}\0${lines.join('\n')}`).digest('hex');
+  return { ok: true, segment: { source, lines, openerLine: first + 1, hasImports, mapsLines, key, references } };
+}
+
+/** A generated file and where each of its segments sits in it. */
+interface Packed {
+  name: string;
+  text: string;
+  placed: { segment: Segment; label: string; start: number; end: number; shift: number }[];
+}
+
+function pack(name: string, segments: { segment: Segment; index: number }[]): Packed {
+  const out = ['package forgebatch'];
+  const placed: Packed['placed'] = [];
+  // Imports are file-scoped and must precede declarations: a file with imports keeps its own file.
+  for (const { segment, index } of segments) {
+    const label = LABEL(index);
+    const opener = `${label}: ${segment.source.definition} & {`;
+    const start = out.length + 1;
+    segment.lines.forEach((line, i) => out.push(i + 1 === segment.openerLine ? opener + line : line));
+    out.push('}');
+    placed.push({ segment, label, start, end: start + segment.lines.length - 1, shift: opener.length });
+  }
+  return { name, text: `${out.join('\n')}\n`, placed };
+}
+
+/** The directory CUE runs in: the schema in the batch package, and as the importable module. */
+let workDir: string | undefined;
+function cueWorkDir(): string {
+  if (workDir) return workDir;
+  const dir = join(tmpdir(), `forge-cue-${createHash('sha256').update(SCHEMA_TEXT).digest('hex').slice(0, 12)}`);
+  mkdirSync(join(dir, 'cue.mod', 'pkg', SCHEMA_MODULE), { recursive: true });
+  writeFileSync(join(dir, 'cue.mod', 'module.cue'), 'module: "forge.dev/discovery"\n');
+  writeFileSync(join(dir, 'cue.mod', 'pkg', SCHEMA_MODULE, 'schema.cue'), `package schema\n\n${SCHEMA_TEXT}`);
+  writeFileSync(join(dir, 'forge_schema.cue'), `package forgebatch\n\n${SCHEMA_TEXT}`);
+  workDir = dir;
+  return dir;
+}
+
+/** Maps a position in a generated file back to the user's file, or undefined for the schema's own. */
+function userPosition(position: CuePosition, files: Map<string, Packed>): { label: string; position: CuePosition } | undefined {
+  const packed = files.get(position.file);
+  const place = packed?.placed.find((p) => position.line >= p.start && position.line <= p.end);
+  if (!place) return undefined;
+  const file = place.segment.source.file;
+  if (!place.segment.mapsLines) return { label: place.label, position: { file, line: 1, column: 1 } };
+  const line = position.line - place.start + 1;
+  const column = line === place.segment.openerLine ? Math.max(1, position.column - place.shift) : position.column;
+  return { label: place.label, position: { file, line, column } };
+}
+
+/** Runs one CUE call over `packs`; returns the values by label, or the problems by label. */
+async function runPacks(packs: Packed[]): Promise<{ values?: Record<string, unknown>; problems: Map<string, CueProblem[]>; unplaced: CueProblem[] }> {
+  const dir = cueWorkDir();
+  const files = new Map<string, Packed>();
+  await Promise.all(packs.map(async (p) => {
+    const path = join(dir, p.name);
+    files.set(path, p);
+    await writeFile(path, p.text);
+  }));
+  try {
+    const result = await runCue(['export', ...packs.map((p) => p.name), 'forge_schema.cue', '--out=json'], dir);
+    if (result.code === 0) return { values: JSON.parse(result.stdout) as Record<string, unknown>, problems: new Map(), unplaced: [] };
+    const problems = new Map<string, CueProblem[]>();
+    const unplaced: CueProblem[] = [];
+    for (const problem of parseCueErrors(result.stderr, dir)) {
+      const mapped = problem.positions.map((p) => userPosition(p, files));
+      const labelOfPath = /^(f\d+)[.:]/.exec(problem.message)?.[1];
+      const label = labelOfPath ?? mapped.find((m) => m)?.label;
+      if (!label) {
+        unplaced.push(problem);
+        continue;
+      }
+      const message = problem.message.replace(/^f\d+(\.|: )/, '');
+      const positions = mapped.filter((m) => m?.label === label).map((m) => m!.position);
+      problems.set(label, [...(problems.get(label) ?? []), { message, positions }]);
+    }
+    return { problems, unplaced };
+  } finally {
+    await Promise.all([...files.keys()].map((f) => rm(f, { force: true })));
+  }
+}
+
+/** Splits `items` into `parts` runs of nearly equal size. */
+function split<T>(items: T[], parts: number): T[][] {
+  const size = Math.ceil(items.length / Math.max(1, parts));
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Most files one CUE call evaluates (bounds a call's memory; GC is off inside a call). */
+const MAX_PER_CALL = 300;
+
+/**
+ * Evaluates every source against its schema definition; the result for each source is its value or
+ * all of its problems. A file with problems does not stop the others from being evaluated.
+ */
+export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCache = MEMORY_CACHE): Promise<Evaluated[]> {
+  const raws = await Promise.all(sources.map((s) => readFile(s.file, 'utf8')));
+  const results: (Evaluated | undefined)[] = sources.map(() => undefined);
+  const pending: { segment: Segment; index: number }[] = [];
+  sources.forEach((source, index) => {
+    const prepared = prepare(source, raws[index] ?? '');
+    if (!prepared.ok) {
+      results[index] = { ok: false, file: prepared.file, problems: prepared.problems };
+      return;
+    }
+    const hit = cache.get(prepared.segment.key);
+    if (hit !== undefined) results[index] = { ok: true, file: source.file, value: structuredClone(hit), references: prepared.segment.references };
+    else pending.push({ segment: prepared.segment, index });
+  });
+
+  let remaining = pending;
+  while (remaining.length > 0) {
+    const alone = remaining.filter((p) => p.segment.hasImports);
+    const together = remaining.filter((p) => !p.segment.hasImports);
+    const calls = split(together, Math.max(cueParallelism(), Math.ceil(together.length / MAX_PER_CALL))).map((group) => [pack(`batch-${randomUUID()}.cue`, group)]);
+    for (const one of alone) calls.push([pack(`batch-${randomUUID()}.cue`, [one])]);
+    const outcomes = await Promise.all(calls.map((packs) => runPacks(packs).then((outcome) => ({ packs, outcome }))));
+    const retry: typeof remaining = [];
+    for (const { packs, outcome } of outcomes) {
+      const placed = packs.flatMap((p) => p.placed);
+      for (const place of placed) {
+        const index = Number(place.label.slice(1));
+        const source = sources[index]!;
+        if (outcome.values) {
+          const value = outcome.values[place.label];
+          cache.set(place.segment.key, value);
+          results[index] = { ok: true, file: source.file, value: structuredClone(value), references: place.segment.references };
+          continue;
+        }
+        const problems = outcome.problems.get(place.label);
+        if (problems) results[index] = { ok: false, file: source.file, problems: explainProblems(problems, source) };
+        else if (outcome.problems.size > 0) retry.push({ segment: place.segment, index }); // evaluated again without the failing files
+        else results[index] = { ok: false, file: source.file, problems: outcome.unplaced.length > 0 ? outcome.unplaced : [{ message: 'CUE could not evaluate this file', positions: [] }] };
+      }
+    }
+    remaining = retry;
+  }
+  return results.map((r, i) => r ?? { ok: false, file: sources[i]?.file ?? '', problems: [{ message: 'not evaluated', positions: [] }] });
+}
+
+/** Fields each closed struct of the schema allows, by path (`*` is any name or index). */
+const ALLOWED_FIELDS: Record<SchemaDefinition, Record<string, string[]>> = {
+  '#RepoConfig': {
+    '': ['forgeVersion', 'tagging', 'phases', 'publishers'],
+    tagging: ['strategy'],
+    'phases.*': ['group', 'description', 'timeout', 'required'],
+  },
+  '#ProjectConfig': {
+    '': ['name', 'phases', 'artifacts', 'release', 'deploy'],
+    'phases.*': ['steps'],
+    'phases.*.steps.*': ['name', 'action', 'target', 'run', 'timeout', 'env'],
+    'artifacts.*': ['type', 'producer', 'publishers', 'ref', 'name', 'compression'],
+    'artifacts.*.producer': ['type', 'target', 'run', 'artifact'],
+    release: ['on', 'enabled'],
+    deploy: ['resources'],
+  },
+};
+/** Maps whose keys are user-chosen names. */
+const NAMED_MAPS = ['phases', 'publishers', 'artifacts'];
+
+export const CONFIG_NAME_RULE = 'lowercase letters, digits and "-", starting with a letter (at most 63)';
+
+function allowedAt(definition: SchemaDefinition, path: string): string[] | undefined {
+  const generic = path.split('.').map((part, i) => (i % 2 === 1 && /^(phases|artifacts|steps)$/.test(path.split('.')[i - 1] ?? '') ? '*' : part)).join('.');
+  return ALLOWED_FIELDS[definition][generic];
 }
 
 /** Turns CUE's terse messages into ones that say what is required or allowed. */
-export function explainProblems(problems: CueProblem[]): CueProblem[] {
+export function explainProblems(problems: CueProblem[], source?: Pick<ConfigSource, 'definition'>): CueProblem[] {
   const pathOf = (message: string) => message.slice(0, message.indexOf(': '));
   const disjunctions = new Set(problems.filter((p) => /: \d+ errors in empty disjunction$/.test(p.message)).map((p) => pathOf(p.message)));
   const conflicts = new Map<string, [string, string][]>();
@@ -52,6 +305,15 @@ export function explainProblems(problems: CueProblem[]): CueProblem[] {
     if (match?.[1] && disjunctions.has(match[1])) conflicts.set(match[1], [...(conflicts.get(match[1]) ?? []), [match[2] ?? '', match[3] ?? '']]);
   }
   return problems.flatMap((p): CueProblem[] => {
+    const notAllowed = /^(?:(.+?): )?field (.+) not allowed$/.exec(p.message);
+    if (notAllowed && source) {
+      const parent = notAllowed[1] ?? '';
+      const field = notAllowed[2] ?? '';
+      const where = parent ? `${parent}.` : '';
+      if (NAMED_MAPS.includes(parent)) return [{ ...p, message: `${where}${field.startsWith('"') ? field : JSON.stringify(field)}: invalid name; names are ${CONFIG_NAME_RULE}` }];
+      const allowed = allowedAt(source.definition, parent);
+      return [{ ...p, message: `${where}${field}: field not allowed${allowed ? `; allowed here: ${allowed.join(', ')}` : ''}` }];
+    }
     const path = pathOf(p.message);
     const incomplete = /^(.+?): incomplete value (.+)$/.exec(p.message);
     if (incomplete) return [{ ...p, message: `${incomplete[1]} is required (${incomplete[2]})` }];
@@ -67,30 +329,17 @@ export function explainProblems(problems: CueProblem[]): CueProblem[] {
 }
 
 /** Where `pattern` first occurs in `file` (1-based), or its start. */
-export function positionOf(file: string, pattern: RegExp): { file: string; line: number; column: number } {
+export function positionOf(file: string, pattern: RegExp): CuePosition {
   const lines = readFileSync(file, 'utf8').split('\n');
   const index = lines.findIndex((l) => pattern.test(l));
   return { file, line: index + 1 || 1, column: index >= 0 ? (lines[index]?.search(pattern) ?? 0) + 1 : 1 };
 }
 
-export async function evaluateConfig(file: string, definition: SchemaDefinition): Promise<unknown> {
-  const pkg = extname(file) === '.cue' ? packageOf(readFileSync(file, 'utf8')) : undefined;
-  try {
-    return await exportJson([file, schemaFileFor(pkg, definition)]);
-  } catch (error) {
-    if (!(error instanceof CueError)) throw error;
-    // The user's file first: that is where the fix goes; the schema's lines follow.
-    const mineFirst = (p: CueProblem) => ({ ...p, positions: [...p.positions].sort((a, b) => Number(b.file === file) - Number(a.file === file)) });
-    throw new ConfigError(explainProblems(error.problems).map(mineFirst));
-  }
+/** Evaluates one file; its value, or a ConfigError with all of its problems. */
+export async function evaluateConfig(source: ConfigSource, cache?: ConfigCache): Promise<{ value: unknown; references: ArtifactReference[] }> {
+  const [result] = await evaluateConfigs([source], cache);
+  if (!result?.ok) throw new ConfigError(result?.problems ?? []);
+  return { value: result.value, references: result.references };
 }
 
 export const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Problems for fields of `value` not in `allowed`, positioned at the field in `file`. */
-export function unknownFields(file: string, where: string, value: object, allowed: readonly string[]): CueProblem[] {
-  return Object.keys(value).filter((k) => !allowed.includes(k)).map((key) => ({
-    message: `${where}${key}: field not allowed; allowed here: ${allowed.join(', ')}`,
-    positions: [positionOf(file, new RegExp(`["]?${escapeRegExp(key)}["]?\\s*:`))],
-  }));
-}

@@ -1,15 +1,17 @@
 /**
- * Loading a project's `.forge/project.cue` (or .json / .yaml): evaluated by CUE against
- * `#ProjectConfig`, then checked against its repository's config. Every problem found is reported,
- * not just the first: unknown phases and publishers (listing the defined ones), required phases the
- * project skips, step actions without what they run, duplicate step names, unknown fields.
+ * Loading projects' `.forge/project.cue` (or .json / .yaml): evaluated by CUE against
+ * `#ProjectConfig` (many files in few CUE calls), then checked against their repository's config.
+ * Every problem found is reported, not just the first: unknown phases and publishers (listing the
+ * defined ones), required phases a project skips, steps and producers without what they run,
+ * duplicate step names, release branch patterns that are not regular expressions.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ArtifactReference } from './attributes.ts';
 import type { CueProblem } from './cue.ts';
-import { ConfigError, escapeRegExp, evaluateConfig, positionOf, unknownFields } from './config-file.ts';
-import { CONFIG_NAME, CONFIG_NAME_RULE, type RepoConfig } from './repo-config.ts';
-import type { ReleaseConfig } from './triggers.ts';
+import { ConfigError, escapeRegExp, evaluateConfigs, positionOf, type ConfigCache } from './config-file.ts';
+import type { RepoConfig } from './repo-config.ts';
+import { branchPattern, type ReleaseConfig } from './triggers.ts';
 
 export interface Step {
   name: string;
@@ -17,13 +19,23 @@ export interface Step {
   target?: string;
   run?: string;
   timeout?: string;
+  env?: Record<string, string>;
+}
+
+export interface Producer {
+  type: 'earthly' | 'script';
+  target?: string;
+  run?: string;
+  artifact?: string;
 }
 
 export interface Artifact {
   type: 'container' | 'binary' | 'archive';
-  producer: { type: 'earthly' | 'script'; target?: string; run?: string; artifact?: string };
+  producer: Producer;
   publishers: string[];
-  [key: string]: unknown;
+  ref?: string;
+  name?: string;
+  compression?: 'gzip' | 'zip';
 }
 
 export interface ProjectConfig {
@@ -35,7 +47,6 @@ export interface ProjectConfig {
 }
 
 export const PROJECT_CONFIG_FILES = ['project.cue', 'project.json', 'project.yaml', 'project.yml'] as const;
-const TOP_FIELDS = ['name', 'phases', 'artifacts', 'release', 'deploy'] as const;
 
 export function findProjectConfig(dir: string): string | undefined {
   return PROJECT_CONFIG_FILES.map((name) => join(dir, '.forge', name)).find((file) => existsSync(file));
@@ -46,7 +57,7 @@ const list = (names: string[]) => (names.length > 0 ? names.join(', ') : '(none)
 /** The checks of a project against its repository, all at once. */
 export function projectProblems(file: string, project: ProjectConfig, repo: RepoConfig): CueProblem[] {
   const at = (pattern: string) => [positionOf(file, new RegExp(escapeRegExp(pattern)))];
-  const problems = unknownFields(file, '', project, TOP_FIELDS);
+  const problems: CueProblem[] = [];
   const definedPhases = Object.keys(repo.phases).sort();
   const definedPublishers = Object.keys(repo.publishers ?? {}).sort();
   for (const [phase, { steps }] of Object.entries(project.phases ?? {})) {
@@ -67,21 +78,56 @@ export function projectProblems(file: string, project: ProjectConfig, repo: Repo
     }
   }
   for (const [artifact, spec] of Object.entries(project.artifacts ?? {})) {
-    if (!CONFIG_NAME.test(artifact)) problems.push({ message: `artifacts.${JSON.stringify(artifact)}: invalid name; names are ${CONFIG_NAME_RULE}`, positions: at(artifact) });
+    const producer = spec.producer;
+    if (producer.type === 'earthly' && !producer.target) problems.push({ message: `artifacts.${artifact}.producer: an earthly producer needs a target, e.g. target: "+image"`, positions: at(artifact) });
+    if (producer.type === 'script' && !producer.run) problems.push({ message: `artifacts.${artifact}.producer: a script producer needs run: "<shell command>"`, positions: at(artifact) });
+    if (producer.type === 'script' && spec.type !== 'container' && !producer.artifact) {
+      problems.push({ message: `artifacts.${artifact}.producer: a script producer needs artifact: "<path of the file it leaves>"`, positions: at(artifact) });
+    }
     for (const publisher of spec.publishers) {
       if (!repo.publishers?.[publisher]) {
         problems.push({ message: `artifacts.${artifact}: publisher "${publisher}" is not defined in repo.cue; defined publishers: ${list(definedPublishers)}`, positions: at(publisher) });
       }
     }
   }
+  for (const condition of project.release?.on ?? []) {
+    if (condition.branch === undefined) continue;
+    try {
+      branchPattern(condition.branch);
+    } catch (error) {
+      problems.push({ message: (error as Error).message, positions: at(condition.branch) });
+    }
+  }
   return problems;
 }
 
-export async function loadProjectConfig(dir: string, repo: RepoConfig): Promise<{ file: string; config: ProjectConfig }> {
-  const file = findProjectConfig(dir);
-  if (!file) throw new ConfigError([{ message: `no .forge/project.cue (or project.json, project.yaml) in ${dir}`, positions: [] }]);
-  const config = (await evaluateConfig(file, '#ProjectConfig')) as ProjectConfig;
-  const problems = projectProblems(file, config, repo);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { file, config };
+export interface LoadedProject {
+  dir: string;
+  file: string;
+  config: ProjectConfig;
+  references: ArtifactReference[];
+}
+
+export type ProjectResult = { ok: true; project: LoadedProject } | { ok: false; dir: string; file: string; problems: CueProblem[] };
+
+/** Loads the projects in `dirs` against `repo`; each result is the project or all of its problems. */
+export async function loadProjects(dirs: string[], repo: RepoConfig, cache?: ConfigCache): Promise<ProjectResult[]> {
+  const found = dirs.map((dir) => ({ dir, file: findProjectConfig(dir) }));
+  const evaluated = await evaluateConfigs(found.filter((f) => f.file).map((f) => ({ file: f.file!, definition: '#ProjectConfig', context: { repo } })), cache);
+  let next = 0;
+  return found.map(({ dir, file }): ProjectResult => {
+    if (!file) return { ok: false, dir, file: join(dir, '.forge', 'project.cue'), problems: [{ message: `no .forge/project.cue (or project.json, project.yaml) in ${dir}`, positions: [] }] };
+    const result = evaluated[next++];
+    if (!result) throw new Error('evaluation lost a project');
+    if (!result.ok) return { ok: false, dir, file, problems: result.problems };
+    const config = result.value as ProjectConfig;
+    const problems = projectProblems(file, config, repo);
+    return problems.length > 0 ? { ok: false, dir, file, problems } : { ok: true, project: { dir, file, config, references: result.references } };
+  });
+}
+
+export async function loadProjectConfig(dir: string, repo: RepoConfig, cache?: ConfigCache): Promise<LoadedProject> {
+  const [result] = await loadProjects([dir], repo, cache);
+  if (!result?.ok) throw new ConfigError(result?.problems ?? []);
+  return result.project;
 }

@@ -218,6 +218,27 @@ export function parseClientSettings(flags: Source = {}, env: Source = process.en
   return { url: url.replace(/\/+$/, ''), token: lookup(c.token, flags, env) };
 }
 
+export const CONFIG_SETTINGS = {
+  cacheDir: {
+    env: 'FORGE_CACHE_DIR',
+    flag: '--cache-dir',
+    description: 'where `forge validate|discover|render` keep evaluated configuration ("off": no cache; default $XDG_CACHE_HOME/forge or ~/.cache/forge)',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export interface ConfigSettings {
+  /** undefined: no disk cache. */
+  cacheDir: string | undefined;
+}
+
+export function parseConfigSettings(flags: Source = {}, env: Source = process.env): ConfigSettings {
+  const value = lookup(CONFIG_SETTINGS.cacheDir, flags, env);
+  if (value === 'off') return { cacheDir: undefined };
+  if (value) return { cacheDir: resolve(value) };
+  const base = env.XDG_CACHE_HOME || (env.HOME ? `${env.HOME}/.cache` : undefined);
+  return { cacheDir: base ? resolve(base, 'forge') : undefined };
+}
+
 export function describeSettings(specs: Record<string, SettingSpec>): string {
   return Object.values(specs)
     .map((spec) => `  ${spec.env.padEnd(24)} ${spec.flag.padEnd(20)} ${spec.description}${spec.default ? ` (default ${spec.default})` : ''}`)

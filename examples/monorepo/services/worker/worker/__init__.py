@@ -1,0 +1,1 @@
+"""Example background worker: validates job specs and plans their retries (stdlib only)."""

@@ -8,7 +8,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,14 +165,15 @@ function cueWorkDir(): string {
 }
 
 /** Maps a position in a generated file back to the user's file, or undefined for the schema's own. */
-function userPosition(position: CuePosition, files: Map<string, Packed>): { label: string; position: CuePosition } | undefined {
+function userPosition(position: CuePosition, files: Map<string, Packed>): { label: string; position?: CuePosition } | undefined {
   const packed = files.get(position.file);
   const place = packed?.placed.find((p) => position.line >= p.start && position.line <= p.end);
   if (!place) return undefined;
   const file = place.segment.source.file;
-  if (!place.segment.mapsLines) return { label: place.label, position: { file, line: 1, column: 1 } };
+  if (!place.segment.mapsLines) return { label: place.label }; // YAML: positioned by field name later
   const line = position.line - place.start + 1;
-  const column = line === place.segment.openerLine ? Math.max(1, position.column - place.shift) : position.column;
+  if (line === place.segment.openerLine && position.column <= place.shift) return { label: place.label }; // inside the generated opener
+  const column = line === place.segment.openerLine ? position.column - place.shift : position.column;
   return { label: place.label, position: { file, line, column } };
 }
 
@@ -199,13 +200,24 @@ async function runPacks(packs: Packed[]): Promise<{ values?: Record<string, unkn
         continue;
       }
       const message = problem.message.replace(/^f\d+(\.|: )/, '');
-      const positions = mapped.filter((m) => m?.label === label).map((m) => m!.position);
+      const positions = mapped.flatMap((m) => (m?.label === label && m.position ? [m.position] : []));
       problems.set(label, [...(problems.get(label) ?? []), { message, positions }]);
     }
     return { problems, unplaced };
   } finally {
     await Promise.all([...files.keys()].map((f) => rm(f, { force: true })));
   }
+}
+
+/**
+ * YAML is converted to JSON before CUE sees it, so its problems are placed at the line of the
+ * field the message names (`a.b.field: …`).
+ */
+function positionByField(problem: CueProblem, segment: Segment): CueProblem {
+  if (segment.mapsLines || problem.positions.length > 0) return problem;
+  const path = /^([^\s:]+)/.exec(problem.message)?.[1] ?? '';
+  const field = path.split('.').reverse().find((part) => !/^\d+$/.test(part));
+  return field ? { ...problem, positions: [positionOf(segment.source.file, new RegExp(`(?<=^|[\\s{,"'])${escapeRegExp(field)}["']?\\s*:`))] } : problem;
 }
 
 /** Splits `items` into `parts` runs of nearly equal size. */
@@ -217,14 +229,15 @@ function split<T>(items: T[], parts: number): T[][] {
 }
 
 /** Most files one CUE call evaluates (bounds a call's memory; GC is off inside a call). */
-const MAX_PER_CALL = 300;
+const MAX_PER_CALL = 500;
 
 /**
  * Evaluates every source against its schema definition; the result for each source is its value or
  * all of its problems. A file with problems does not stop the others from being evaluated.
  */
 export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCache = MEMORY_CACHE): Promise<Evaluated[]> {
-  const raws = await Promise.all(sources.map((s) => readFile(s.file, 'utf8')));
+  // Small files read synchronously: for a thousand of them this is several times faster than the thread pool.
+  const raws = sources.map((s) => readFileSync(s.file, 'utf8'));
   const results: (Evaluated | undefined)[] = sources.map(() => undefined);
   const pending: { segment: Segment; index: number }[] = [];
   sources.forEach((source, index) => {
@@ -258,7 +271,7 @@ export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCach
           continue;
         }
         const problems = outcome.problems.get(place.label);
-        if (problems) results[index] = { ok: false, file: source.file, problems: explainProblems(problems, source) };
+        if (problems) results[index] = { ok: false, file: source.file, problems: explainProblems(problems, source).map((q) => positionByField(q, place.segment)) };
         else if (outcome.problems.size > 0) retry.push({ segment: place.segment, index }); // evaluated again without the failing files
         else results[index] = { ok: false, file: source.file, problems: outcome.unplaced.length > 0 ? outcome.unplaced : [{ message: 'CUE could not evaluate this file', positions: [] }] };
       }
@@ -321,10 +334,13 @@ export function explainProblems(problems: CueProblem[], source?: Pick<ConfigSour
     const pairs = conflicts.get(path);
     // The disjunction's own line carries the explanation; its "conflicting values" lines fold into it.
     if (!/empty disjunction$/.test(p.message) || !pairs) return pairs ? [] : [p];
+    // The user's positions are on the folded "conflicting values" lines.
+    const folded = problems.filter((q) => q.message.startsWith(`${path}: conflicting values `)).flatMap((q) => q.positions);
+    const positions = [...p.positions, ...folded].filter((pos, i, all) => all.findIndex((o) => o.file === pos.file && o.line === pos.line && o.column === pos.column) === i);
     const values = pairs.flat();
     const actual = values.find((v) => pairs.every((pair) => pair.includes(v)));
     const allowed = [...new Set(values.filter((v) => v !== actual))];
-    return [{ ...p, message: `${path} must be one of ${allowed.join(', ')}${actual ? `; got ${actual}` : ''}` }];
+    return [{ message: `${path} must be one of ${allowed.join(', ')}${actual ? `; got ${actual}` : ''}`, positions }];
   });
 }
 

@@ -139,6 +139,13 @@ class CuePool {
     return this.module;
   }
 
+  /** Compiles the module and starts the workers ahead of the first call. */
+  warm(): void {
+    void this.compiled().catch(() => undefined);
+    while (this.workers < this.size) this.idle.push(this.spawn());
+    for (const worker of this.idle) worker.unref();
+  }
+
   run(argv: string[], dir: string): Promise<CueResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ argv, dir, resolve, reject });
@@ -203,6 +210,11 @@ function cuePool(): CuePool {
 /** How many CUE calls can run side by side (the batch planner splits work into at least this many). */
 export function cueParallelism(): number {
   return cuePool().size;
+}
+
+/** Starts compiling CUE and its workers now, so the first evaluation does not wait for them. */
+export function warmCue(): void {
+  cuePool().warm();
 }
 
 /** Runs `cue <argv…>` with `dir` as the working directory. */

@@ -11,7 +11,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
-import type { CueProblem } from './cue.ts';
+import { warmCue, type CueProblem } from './cue.ts';
 import { ConfigError, type ConfigCache } from './config-file.ts';
 import { phaseGroups, type PhaseGroup } from './phase-groups.ts';
 import { findProjectConfig, loadProjects, type Artifact, type Step } from './project-config.ts';
@@ -95,8 +95,9 @@ export interface DiscoverOptions {
 
 /** Discovers the repository at `root`; throws ConfigError with every problem when config is invalid. */
 export async function discover(root: string, options: DiscoverOptions = {}): Promise<DiscoveryOutput> {
-  const { config: repository } = await loadRepoConfig(root, options.cache);
+  warmCue(); // compiling CUE overlaps the walk
   const dirs = findProjectDirs(root).sort();
+  const { config: repository } = await loadRepoConfig(root, options.cache);
   const problems: CueProblem[] = [];
   const paths = dirs.map((d) => toPosix(relative(root, d)));
 

@@ -162,7 +162,7 @@ function execute(command: Command, env: Record<string, string | undefined>, limi
     const signalGroup = (signal: NodeJS.Signals) => {
       if (child.pid === undefined) return;
       try {
-        process.kill(child.pid, signal);
+        process.kill(-child.pid, signal);
       } catch {
         // the group is gone already
       }

@@ -7,7 +7,7 @@
  * the user's file, line and column and reworded to say what is allowed.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -55,12 +55,6 @@ export interface ConfigCache {
 
 const memoryCache = new Lru<string, unknown>(20_000);
 export const MEMORY_CACHE: ConfigCache = { get: (k) => memoryCache.get(k), set: (k, v) => memoryCache.set(k, v) };
-
-/** The package a CUE file declares, if any (JSON and YAML files have none). */
-export function packageOf(source: string): string | undefined {
-  const withoutComments = source.replace(/\/\/[^\n]*/g, '');
-  return /^\s*package\s+([A-Za-z_][A-Za-z0-9_]*)\s*$/m.exec(withoutComments)?.[1];
-}
 
 /** One file, ready to be evaluated as a field of a generated file. */
 interface Segment {
@@ -157,9 +151,17 @@ function cueWorkDir(): string {
   if (workDir) return workDir;
   const dir = join(tmpdir(), `forge-cue-${createHash('sha256').update(SCHEMA_TEXT).digest('hex').slice(0, 12)}`);
   mkdirSync(join(dir, 'cue.mod', 'pkg', SCHEMA_MODULE), { recursive: true });
-  writeFileSync(join(dir, 'cue.mod', 'module.cue'), 'module: "forge.dev/discovery"\n');
-  writeFileSync(join(dir, 'cue.mod', 'pkg', SCHEMA_MODULE, 'schema.cue'), `package schema\n\n${SCHEMA_TEXT}`);
-  writeFileSync(join(dir, 'forge_schema.cue'), `package forgebatch\n\n${SCHEMA_TEXT}`);
+  // Other processes share the directory and may be evaluating: a file is replaced only by renaming a
+  // complete copy over it, and only when its content differs.
+  const put = (file: string, text: string) => {
+    if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
+    const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
+    writeFileSync(temp, text);
+    renameSync(temp, file);
+  };
+  put(join(dir, 'cue.mod', 'module.cue'), 'module: "forge.dev/discovery"\n');
+  put(join(dir, 'cue.mod', 'pkg', SCHEMA_MODULE, 'schema.cue'), `package schema\n\n${SCHEMA_TEXT}`);
+  put(join(dir, 'forge_schema.cue'), `package forgebatch\n\n${SCHEMA_TEXT}`);
   workDir = dir;
   return dir;
 }

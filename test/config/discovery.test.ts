@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { configProblems } from '../helpers/config.ts';
 import { ConfigError, type ConfigCache } from '../../src/config/config-file.ts';
 import { discover, MAX_DISCOVERY_BYTES } from '../../src/config/discovery.ts';
 import { renderResources } from '../../src/config/render.ts';
@@ -40,15 +41,7 @@ function repoWith(files: Record<string, string>): string {
   return root;
 }
 
-async function problemsOf(root: string): Promise<CueProblem[]> {
-  try {
-    await discover(root);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problemsOf = (root: string): Promise<CueProblem[]> => configProblems(discover(root));
 
 describe('discovery', () => {
   it('7. finds projects at any depth, skips gitignored paths and symlinks, reports paths relative to the root', async () => {

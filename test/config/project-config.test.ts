@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/repo-config.ts';
+import { configProblems } from '../helpers/config.ts';
 import type { RepoConfig } from '../../src/config/repo-config.ts';
 import { loadProjectConfig } from '../../src/config/project-config.ts';
 
@@ -38,13 +38,7 @@ deploy: resources: [{apiVersion: "apps/v1", kind: "Deployment", metadata: name: 
 `;
 
 async function problemsOf(dir: string): Promise<string[]> {
-  try {
-    await loadProjectConfig(dir, repo);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems.map((p) => p.message);
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
+  return (await configProblems(loadProjectConfig(dir, repo))).map((p) => p.message);
 }
 
 describe('project.cue', () => {

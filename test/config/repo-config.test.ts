@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadRepoConfig } from '../../src/config/repo-config.ts';
+import { configProblems } from '../helpers/config.ts';
+import { loadRepoConfig, type ConfigError } from '../../src/config/repo-config.ts';
 import { parseCueErrors } from '../../src/config/cue.ts';
 import { parseSemver, versionProblem } from '../../src/config/version.ts';
 
@@ -26,13 +27,7 @@ publishers: registry: {type: "docker", registry: "127.0.0.1:5000", namespace: "a
 `;
 
 async function problemsOf(root: string): Promise<string[]> {
-  try {
-    await loadRepoConfig(root);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems.map((p) => p.message);
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
+  return (await configProblems(loadRepoConfig(root))).map((p) => p.message);
 }
 
 describe('repo.cue', () => {

@@ -103,7 +103,7 @@ function prepare(source: ConfigSource, raw: string): Prepared {
       continue;
     }
     if (trimmed === '' || trimmed.startsWith('//')) continue;
-    if (/^package\s+\w+\s*$/.test(trimmed)) {
+    if (/^package\s+\w+\s*(\/\/.*)?$/.test(trimmed)) {
       lines[i] = '';
       continue;
     }
@@ -169,8 +169,14 @@ function cueWorkDir(): string {
 /** Maps a position in a generated file back to the user's file, or undefined for the schema's own. */
 function userPosition(position: CuePosition, files: Map<string, Packed>): { label: string; position?: CuePosition } | undefined {
   const packed = files.get(position.file);
-  const place = packed?.placed.find((p) => position.line >= p.start && position.line <= p.end);
+  // In a file of one segment, its closing line (where an unclosed brace is reported) is its own; in a
+  // shared file it is ambiguous, and the files are then evaluated one by one.
+  const closing = packed?.placed.length === 1 ? 1 : 0;
+  const place = packed?.placed.find((p) => position.line >= p.start && position.line <= p.end + closing);
   if (!place) return undefined;
+  if (position.line > place.end) {
+    return { label: place.label, position: { file: place.segment.source.file, line: place.segment.lines.length, column: 1 } };
+  }
   const file = place.segment.source.file;
   if (!place.segment.mapsLines) return { label: place.label }; // YAML: positioned by field name later
   const line = position.line - place.start + 1;
@@ -212,14 +218,26 @@ async function runPacks(packs: Packed[]): Promise<{ values?: Record<string, unkn
 }
 
 /**
- * YAML is converted to JSON before CUE sees it, so its problems are placed at the line of the
- * field the message names (`a.b.field: …`).
+ * A problem CUE gave no position in the user's file (YAML is converted to JSON first; a missing
+ * field has no line of its own) is placed at the field its message names (`a.b.field …`), or at the
+ * file's start, so every problem says which file it is about.
  */
-function positionByField(problem: CueProblem, segment: Segment): CueProblem {
-  if (segment.mapsLines || problem.positions.length > 0) return problem;
+function positionByField(problem: CueProblem, file: string): CueProblem {
+  if (problem.positions.length > 0) return problem;
   const path = /^([^\s:]+)/.exec(problem.message)?.[1] ?? '';
-  const field = path.split('.').reverse().find((part) => !/^\d+$/.test(part));
-  return field ? { ...problem, positions: [positionOf(segment.source.file, new RegExp(`(?<=^|[\\s{,"'])${escapeRegExp(field)}["']?\\s*:`))] } : problem;
+  const parts = path.split('.').filter((part) => !/^\d+$/.test(part));
+  // The field itself, else its nearest parent that is written in the file.
+  for (const field of parts.reverse()) {
+    const at = positionOf(file, new RegExp(`(?<=^|[\\s{,"'])${escapeRegExp(field)}["']?\\s*:`));
+    if (at.line > 1 || readFileSync(file, 'utf8').split('\n')[0]?.includes(field)) return { ...problem, positions: [at] };
+  }
+  return { ...problem, positions: [{ file, line: 1, column: 1 }] };
+}
+
+/** Problems of a file evaluated alone that CUE placed nowhere in it: kept, at the file's start. */
+function unplacedProblems(unplaced: CueProblem[], file: string): CueProblem[] {
+  const problems = unplaced.length > 0 ? unplaced : [{ message: 'CUE could not evaluate this file', positions: [] }];
+  return problems.map((p) => ({ message: p.message, positions: [{ file, line: 1, column: 1 }] }));
 }
 
 /** Splits `items` into `parts` runs of nearly equal size. */
@@ -241,7 +259,7 @@ export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCach
   // Small files read synchronously: for a thousand of them this is several times faster than the thread pool.
   const raws = sources.map((s) => readFileSync(s.file, 'utf8'));
   const results: (Evaluated | undefined)[] = sources.map(() => undefined);
-  const pending: { segment: Segment; index: number }[] = [];
+  const pending: { segment: Segment; index: number; alone?: boolean }[] = [];
   sources.forEach((source, index) => {
     const prepared = prepare(source, raws[index] ?? '');
     if (!prepared.ok) {
@@ -255,8 +273,8 @@ export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCach
 
   let remaining = pending;
   while (remaining.length > 0) {
-    const alone = remaining.filter((p) => p.segment.hasImports);
-    const together = remaining.filter((p) => !p.segment.hasImports);
+    const alone = remaining.filter((p) => p.segment.hasImports || p.alone);
+    const together = remaining.filter((p) => !p.segment.hasImports && !p.alone);
     const calls = split(together, Math.max(cueParallelism(), Math.ceil(together.length / MAX_PER_CALL))).map((group) => [pack(`batch-${randomUUID()}.cue`, group)]);
     for (const one of alone) calls.push([pack(`batch-${randomUUID()}.cue`, [one])]);
     const outcomes = await Promise.all(calls.map((packs) => runPacks(packs).then((outcome) => ({ packs, outcome }))));
@@ -273,9 +291,10 @@ export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCach
           continue;
         }
         const problems = outcome.problems.get(place.label);
-        if (problems) results[index] = { ok: false, file: source.file, problems: explainProblems(problems, source).map((q) => positionByField(q, place.segment)) };
+        if (problems) results[index] = { ok: false, file: source.file, problems: explainProblems(problems, source).map((q) => positionByField(q, source.file)) };
         else if (outcome.problems.size > 0) retry.push({ segment: place.segment, index }); // evaluated again without the failing files
-        else results[index] = { ok: false, file: source.file, problems: outcome.unplaced.length > 0 ? outcome.unplaced : [{ message: 'CUE could not evaluate this file', positions: [] }] };
+        else if (placed.length > 1) retry.push({ segment: place.segment, index, alone: true }); // a problem no file claims: find whose, one by one
+        else results[index] = { ok: false, file: source.file, problems: unplacedProblems(outcome.unplaced, source.file) };
       }
     }
     remaining = retry;

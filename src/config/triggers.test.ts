@@ -45,3 +45,10 @@ describe('release triggers', () => {
     expect(() => branchPattern('release/(')).toThrow(/release\.on branch "release\/\(" is not a valid regular expression/);
   });
 });
+
+describe('monorepo tag shape', () => {
+  it('takes <project>/v<version> with a single "/" only', () => {
+    expect(evaluateTrigger('auth', { on: [{ tag: true }] }, 'monorepo', { tags: ['auth/v1/extra'] })).toEqual({ triggered: false });
+    expect(evaluateTrigger('auth', { on: [{ tag: true }] }, 'monorepo', { tags: ['auth/v1.0.0'] })).toMatchObject({ triggered: true });
+  });
+});

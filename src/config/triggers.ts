@@ -41,7 +41,8 @@ export function branchPattern(pattern: string): RegExp {
 
 /** Whether `tag` releases `project` under the strategy. */
 export function tagReleases(tag: string, project: string, strategy: TaggingStrategy): boolean {
-  return strategy === 'monorepo' ? tag.startsWith(`${project}/v`) : /^v[^/]*$/.test(tag);
+  // One "/" only: <project>/v<version> (monorepo), v<version> (tag-all).
+  return strategy === 'monorepo' ? tag.startsWith(`${project}/v`) && !tag.slice(project.length + 1).includes('/') : /^v[^/]*$/.test(tag);
 }
 
 export function evaluateTrigger(project: string, release: ReleaseConfig | undefined, strategy: TaggingStrategy, git: GitContext): TriggerResult {

@@ -242,3 +242,28 @@ describe('YAML and JSON project files', () => {
     expect(problems[0]?.positions[0]).toEqual({ file: join(root, 'web/.forge/project.yaml'), line: 6, column: 9 });
   });
 });
+
+describe('problems that CUE places poorly', () => {
+  it('blames an unclosed brace on its own file only, never on a generated file', async () => {
+    const root = repoWith({
+      'a/.forge/project.cue': project('alpha'),
+      'b/.forge/project.cue': 'package project\nname: "beta"\nphases: {\n',
+      'c/.forge/project.cue': project('gamma'),
+    });
+    const problems = await problemsOf(root);
+    expect(problems.length).toBeGreaterThan(0);
+    for (const p of problems) expect(p.positions[0]?.file).toBe(join(root, 'b/.forge/project.cue'));
+  });
+
+  it('takes a package clause followed by a comment', async () => {
+    const root = repoWith({ 'a/.forge/project.cue': project('alpha').replace('package project', 'package project // the alpha service') });
+    expect((await discover(root)).projects.map((p) => p.name)).toEqual(['alpha']);
+  });
+
+  it('says which file misses a required field', async () => {
+    const root = repoWith({ 'a/.forge/project.cue': project('alpha'), 'b/.forge/project.cue': 'package project\n\nphases: test: steps: [{name: "unit", action: "script", run: "true"}]\n' });
+    const problems = await problemsOf(root);
+    expect(problems.map((p) => p.message)).toEqual([expect.stringMatching(/^name is required/)]);
+    expect(problems[0]?.positions[0]?.file).toBe(join(root, 'b/.forge/project.cue'));
+  });
+});

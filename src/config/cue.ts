@@ -7,16 +7,14 @@
  *   imports and prints positions relative to it, without touching the main thread's cwd;
  * - the module is compiled once and shared; calls run with GOGC=off (a call's memory is dropped
  *   with its instance, and garbage collection was 40% of the time of a 1,000-project batch).
- * Results are cached by the content of the files evaluated. CUE's error output is parsed into
- * messages with absolute file, line and column.
+ * CUE's error output is parsed into messages with absolute file, line and column (callers cache
+ * results: config-file.ts).
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { Lru } from '../lib/lru.ts';
 
 export interface CuePosition {
   file: string;
@@ -27,18 +25,6 @@ export interface CuePosition {
 export interface CueProblem {
   message: string;
   positions: CuePosition[];
-}
-
-export class CueError extends Error {
-  override readonly name = 'CueError';
-  constructor(readonly problems: CueProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-  }
-}
-
-export function formatProblem(problem: CueProblem): string {
-  const where = problem.positions.map((p) => `${p.file}:${p.line}:${p.column}`).join(', ');
-  return where ? `${problem.message} (${where})` : problem.message;
 }
 
 /**
@@ -225,32 +211,4 @@ export function runCue(argv: string[], dir: string): Promise<CueResult> {
 /** Stops idle CUE workers (tests and short-lived commands; workers never keep a process alive). */
 export async function closeCue(): Promise<void> {
   await pool?.close();
-}
-
-const cache = new Lru<string, unknown>(5000);
-
-export interface ExportOptions {
-  /** Evaluate only this expression (`cue export -e`). */
-  expression?: string;
-  /** The working directory: where `cue.mod` is looked for and what positions are relative to. */
-  dir?: string;
-}
-
-/**
- * `cue export --out json` of the given files (all of one package), cached by their contents.
- * Throws CueError with positioned problems when CUE refuses the input.
- */
-export async function exportJson(files: string[], options: ExportOptions = {}): Promise<unknown> {
-  const contents = await Promise.all(files.map((f) => readFile(f, 'utf8')));
-  const dir = options.dir ?? dirname(files[0] ?? '/');
-  const key = createHash('sha256').update(JSON.stringify([files, contents, options.expression, dir])).digest('hex');
-  const hit = cache.get(key);
-  if (hit !== undefined) return structuredClone(hit);
-  const argv = ['export', ...files, '--out=json'];
-  if (options.expression) argv.push(`--expression=${options.expression}`);
-  const result = await runCue(argv, dir);
-  if (result.code !== 0) throw new CueError(parseCueErrors(result.stderr, dir));
-  const value: unknown = JSON.parse(result.stdout);
-  cache.set(key, value);
-  return structuredClone(value);
 }

@@ -162,3 +162,28 @@ export interface PointerWrite {
   approvedAt: Date | null;
   message: string;
 }
+
+/**
+ * Object storage for step logs and large job results (digest §2.4, §2.6). Keys are `/`-separated
+ * paths such as `pipeline-runs/<run>/logs/<phase>/<project>/<step>.log`. Adapters: files in the data
+ * dir (embedded) and S3 (`@aws-sdk/client-s3`), one contract suite for both.
+ */
+export interface ObjectStore {
+  readonly kind: 'files' | 's3';
+  /** Writes the whole object, replacing any previous one with the key. */
+  put(key: string, body: Uint8Array | string, options?: { contentType?: string }): Promise<void>;
+  /** Uploads a local file (streamed; large files in parts), replacing any previous object. */
+  putFile(key: string, path: string, options?: { contentType?: string }): Promise<void>;
+  /**
+   * Reads an object, or the bytes [start, end) of it; `size` is the whole object's size. Undefined
+   * when the key does not exist. A range past the end gives an empty body.
+   */
+  get(key: string, range?: { start: number; end?: number }): Promise<{ body: Buffer; size: number } | undefined>;
+  /** The object's size, or undefined when it does not exist. */
+  head(key: string): Promise<{ size: number } | undefined>;
+  /** Every object whose key starts with `prefix`, sorted by key. */
+  list(prefix: string): Promise<{ key: string; size: number }[]>;
+  /** Deletes the keys; missing keys are not an error. */
+  delete(keys: string[]): Promise<void>;
+  close(): Promise<void>;
+}

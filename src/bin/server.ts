@@ -59,7 +59,7 @@ export async function startServer(settings: ServerSettings, options: { store?: S
     const ctx: EngineContext = {
       store, clock: systemClock, eventsWritten: () => relayRef.relay?.nudge(),
       environments: settings.environments, approvalTtlMs: settings.approvalTtlMs,
-      releaseRegistry: settings.releaseRegistry, gitops,
+      releaseRegistry: settings.releaseRegistry, gitops, runTimeoutMs: 24 * 3600_000, runChanged: () => undefined,
     };
     const app = await buildApp({ ctx, verifier, bus, rateLimits: settings.rateLimits, logLevel: settings.logLevel, version: VERSION });
     const relay = startEventRelay(store, publisher, { onError: (error) => app.log.warn({ err: error }, 'event relay pass failed; retrying') });

@@ -39,6 +39,14 @@ export interface PipelineRun {
   error_code: string | null;
   error_message: string | null;
   created_at: Date;
+  /** Beyond the seed: 1, plus one for each retry of its failed tasks (POST /v1/runs/{id}/retry). */
+  attempt: number;
+  /** Beyond the seed (dispatcher bookkeeping): when the discovery job was published. */
+  discovery_dispatched_at: Date | null;
+  /** Beyond the seed: when the watchdog fails the run if it has not finished (24 h cap). */
+  deadline_at: Date | null;
+  /** Beyond the seed: when the PR summary comment was claimed (posted at most once). */
+  pr_comment_posted_at: Date | null;
 }
 
 export interface PhaseExecution {
@@ -61,6 +69,11 @@ export interface TaskExecution {
   completed_at: Date | null;
   /** Beyond the seed: the `error` a worker reports with PUT /v1/tasks/{id}/status. */
   error: string | null;
+  /** Beyond the seed: how many times a worker claimed the task; reports of older attempts are refused. */
+  attempt: number;
+  /** Beyond the seed (dispatcher bookkeeping): when its job was published, and when the watchdog fails it. */
+  dispatched_at: Date | null;
+  deadline_at: Date | null;
 }
 
 export interface StepExecution {
@@ -74,6 +87,8 @@ export interface StepExecution {
   completed_at: Date | null;
   exit_code: number | null;
   logs_s3_key: string | null;
+  /** Beyond the seed: the task attempt that last ran the step. */
+  attempt: number;
 }
 
 export interface Release {

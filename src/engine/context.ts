@@ -11,4 +11,8 @@ export interface EngineContext {
   approvalTtlMs: number;
   releaseRegistry: string;
   gitops: GitOpsWriter;
+  /** How long a run may take before the watchdog fails it (digest §2.5: 24 h). */
+  runTimeoutMs: number;
+  /** Called after a transaction that changed a run commits (the dispatcher moves it along). */
+  runChanged: (runId: string) => void;
 }

@@ -31,9 +31,9 @@ export interface RunFilter {
   offset: number;
 }
 
-export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name'>>;
-export type ExecutionPatch = Partial<Pick<TaskExecution, 'status' | 'started_at' | 'completed_at' | 'error'>>;
-export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key'>>;
+export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name' | 'attempt' | 'discovery_dispatched_at' | 'deadline_at'>>;
+export type ExecutionPatch = Partial<Pick<TaskExecution, 'status' | 'started_at' | 'completed_at' | 'error' | 'attempt' | 'dispatched_at' | 'deadline_at'>>;
+export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key' | 'attempt'>>;
 
 /** A release as read: with its aliases, artifacts and trigger (one query). */
 export interface ReleaseRecord extends Release {
@@ -73,6 +73,16 @@ export interface Repos {
   settleRunExecutions(runId: string, from: ExecutionStatus[], to: ExecutionStatus, at: Date, reason?: string): Promise<void>;
   /** The run a task or step belongs to (no locks taken). */
   runIdOf(kind: 'task' | 'step', id: string): Promise<string | undefined>;
+  /** Applies `patch` to every step of the task. */
+  updateStepsOfTask(taskId: string, patch: StepPatch): Promise<void>;
+  /** Runs that are pending or running, oldest first (the dispatcher's sweep). */
+  listActiveRunIds(limit: number): Promise<string[]>;
+
+  // GitHub
+  /** Records a webhook delivery id; false when it was seen before. */
+  recordGithubDelivery(deliveryId: string, event: string, runId: string | null): Promise<boolean>;
+  /** Claims the run's PR summary comment (sets pr_comment_posted_at once); false when already claimed. */
+  claimPrComment(runId: string, at: Date): Promise<boolean>;
 
   // Releases
   /** Locks the (repository, project) release counter for this transaction and returns its last number. */

@@ -66,6 +66,10 @@ export async function createRun(ctx: EngineContext, input: CreateRunInput, calle
     error_code: null,
     error_message: null,
     created_at: now,
+    attempt: 1,
+    discovery_dispatched_at: null,
+    deadline_at: new Date(now.getTime() + ctx.runTimeoutMs),
+    pr_comment_posted_at: null,
   };
   const inserted = await ctx.store.insertRun(candidate,
     envelope('pipeline.run.created', { run_id: candidate.id, repository: candidate.repository, commit_sha: commitSha }, now));
@@ -142,13 +146,14 @@ export async function recordDiscovery(ctx: EngineContext, runId: string, plan: D
           const task: TaskExecution = {
             id: randomUUID(), phase_execution_id: phase.id, project_name: project.name, project_path: project.path,
             status: 'pending', started_at: null, completed_at: null, error: null,
+            attempt: 0, dispatched_at: null, deadline_at: null,
           };
           tasks.push(task);
           for (const step of participation.steps) {
             steps.push({
               id: randomUUID(), task_execution_id: task.id, step_name: step.name, action: step.action,
               target: step.target ?? step.run ?? '', status: 'pending', started_at: null, completed_at: null,
-              exit_code: null, logs_s3_key: null,
+              exit_code: null, logs_s3_key: null, attempt: 0,
             });
           }
         }

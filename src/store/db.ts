@@ -39,5 +39,6 @@ export interface Database {
     created_at: Generated<Date>;
     published_at: Date | null;
   };
+  github_deliveries: { delivery_id: string; event: string; run_id: string | null; received_at: Generated<Date> };
   forge_migrations: { version: number; name: string; applied_at: Generated<Date> };
 }

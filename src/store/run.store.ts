@@ -11,6 +11,7 @@ type RunRepos = Pick<
   | 'insertRun' | 'findRunByCommit' | 'getRun' | 'listRuns' | 'updateRun'
   | 'insertPhases' | 'insertTasks' | 'insertSteps' | 'listPhases' | 'listTasks' | 'listSteps'
   | 'getPhase' | 'getTask' | 'getStep' | 'updatePhase' | 'updateTask' | 'updateStep' | 'settleRunExecutions' | 'runIdOf'
+  | 'updateStepsOfTask' | 'listActiveRunIds' | 'recordGithubDelivery' | 'claimPrComment'
 >;
 
 export function runRepos(db: Kysely<Database>): RunRepos {
@@ -87,8 +88,26 @@ export function runRepos(db: Kysely<Database>): RunRepos {
     async getStep(id) {
       return (await db.selectFrom('step_executions').selectAll().where('id', '=', id).executeTakeFirst()) as StepExecution | undefined;
     },
+    async updateStepsOfTask(taskId, patch) {
+      await db.updateTable('step_executions').set(patch).where('task_execution_id', '=', taskId).execute();
+    },
+    async listActiveRunIds(limit) {
+      const rows = await db.selectFrom('pipeline_runs').select('id').where('status', 'in', ['pending', 'running'])
+        .orderBy('created_at').limit(limit).execute();
+      return rows.map((r) => r.id);
+    },
+    async recordGithubDelivery(deliveryId, event, runId) {
+      const row = await db.insertInto('github_deliveries').values({ delivery_id: deliveryId, event, run_id: runId })
+        .onConflict((oc) => oc.column('delivery_id').doNothing()).returning('delivery_id').executeTakeFirst();
+      return row !== undefined;
+    },
+    async claimPrComment(runId, at) {
+      const result = await db.updateTable('pipeline_runs').set({ pr_comment_posted_at: at })
+        .where('id', '=', runId).where('pr_comment_posted_at', 'is', null).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
     async updatePhase(id, patch) {
-      const { error: _error, ...rest } = patch;
+      const { error: _error, attempt: _attempt, dispatched_at: _dispatched, deadline_at: _deadline, ...rest } = patch;
       await db.updateTable('phase_executions').set(rest).where('id', '=', id).execute();
     },
     async updateTask(id, patch) {

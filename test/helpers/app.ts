@@ -43,7 +43,7 @@ export async function startTestApp(test: TestStore, options: { rateLimits?: Rate
   const ctx: EngineContext = {
     store: test.store, clock, eventsWritten: () => relayRef.relay?.nudge(),
     environments: DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
-    releaseRegistry: 'registry.test/releases', gitops,
+    releaseRegistry: 'registry.test/releases', gitops, runTimeoutMs: 24 * 3600_000, runChanged: () => undefined,
   };
   const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: process.env.TEST_LOG ?? 'silent' });
   const relay = startEventRelay(test.store, bus, { intervalMs: 200 });

@@ -16,6 +16,7 @@ import type {
   StepExecution,
   TaskExecution,
 } from '../domain/entities.ts';
+import type { JobMessage, JobReply, WorkerType } from '../domain/jobs.ts';
 import type { ExecutionStatus, RunStatus } from '../domain/statuses.ts';
 
 export interface Page<T> {
@@ -195,5 +196,45 @@ export interface ObjectStore {
   list(prefix: string): Promise<{ key: string; size: number }[]>;
   /** Deletes the keys; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One delivery of a job to a worker. */
+export interface Delivery {
+  job: JobMessage;
+  /** 1 for the first delivery; JetStream redelivers after ack_wait without an ack (at most MAX_DELIVER). */
+  deliveryCount: number;
+  /** Aborted when the job's run is cancelled or failed (a cancel broadcast) or the consumer stops. */
+  signal: AbortSignal;
+}
+
+/**
+ * Handles a job and returns its result (any JSON). Throwing `RetryableError` asks for a later
+ * redelivery (backoff); any other error is final and is replied as the job's error. The adapter
+ * replies to `job.reply_to` and only then acks; while the handler runs it keeps the message alive
+ * (heartbeats), so only a worker that dies or freezes loses it.
+ */
+export type JobHandler = (delivery: Delivery) => Promise<unknown>;
+
+export interface JobConsumer {
+  /** Stops taking jobs and waits for the ones in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The job queue: NATS JetStream (streams pipeline-discovery/-tasks/-artifacts/-releases, durable
+ * pull consumers, explicit ack, max_deliver 3, msgID dedupe) or the in-process queue with the same
+ * semantics. One contract suite runs against both (test/queue/job-queue.contract.test.ts).
+ */
+export interface JobQueue {
+  readonly kind: 'memory' | 'nats';
+  /** Publishes a job on its type's subject; a second publish with the same `msgId` (within the dedupe window) is dropped. */
+  publish(job: JobMessage, msgId: string): Promise<void>;
+  /** A reply inbox; every reply published to its subject reaches `onReply`. */
+  openInbox(onReply: (reply: JobReply) => void): Promise<{ subject: string; close(): Promise<void> }>;
+  /** Takes jobs of a worker type, at most `concurrency` at a time. */
+  consume(type: WorkerType, handler: JobHandler, options?: { concurrency?: number }): Promise<JobConsumer>;
+  /** Tells every worker to abort the run's jobs in flight (fail-fast, cancel). */
+  broadcastCancel(runId: string, reason: string): Promise<void>;
   close(): Promise<void>;
 }

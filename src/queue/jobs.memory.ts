@@ -1,0 +1,222 @@
+/**
+ * The in-process job queue (embedded default): the JetStream semantics Forge relies on, in memory.
+ * A broker holds one work queue per worker type; queues attached to it behave like connections
+ * (closing one abandons its deliveries unacked, as a dying process would).
+ *
+ * Message: queued → delivered (deliveryCount + 1, ack timer) → acked | nak → queued after the delay
+ *          | ack timer expires (no heartbeat) → queued again, until MAX_DELIVER deliveries → dead
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { MAX_DELIVER, subjectOf, workerTypeOf, type JobMessage, type JobReply, type WorkerType } from '../domain/jobs.ts';
+import type { JobConsumer, JobHandler, JobQueue, ObjectStore } from '../engine/ports.ts';
+import { CancelRegistry, handleDelivery, parseJob } from './delivery.ts';
+
+export interface QueueTimings {
+  /** How long a delivery may go without an ack or heartbeat before it is redelivered. */
+  ackWaitMs: number;
+  maxDeliver: number;
+  /** Window in which a repeated msgId is dropped. */
+  dedupeWindowMs: number;
+}
+
+export const DEFAULT_TIMINGS: QueueTimings = { ackWaitMs: 30_000, maxDeliver: MAX_DELIVER, dedupeWindowMs: 120_000 };
+
+interface Message {
+  seq: number;
+  data: string;
+  deliveries: number;
+  /** Identifies the current delivery: a late ack of an earlier one does nothing. */
+  token: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Slot {
+  concurrency: number;
+  inflight: number;
+  take: (message: Message) => void;
+}
+
+export class MemoryBroker {
+  readonly timings: QueueTimings;
+  private seq = 0;
+  private readonly queues = new Map<WorkerType, Message[]>();
+  private readonly slots = new Map<WorkerType, Slot[]>();
+  private readonly seen = new Map<string, number>();
+  readonly dead: Message[] = [];
+  readonly wire = new EventEmitter().setMaxListeners(0);
+
+  constructor(timings: Partial<QueueTimings> = {}) {
+    this.timings = { ...DEFAULT_TIMINGS, ...timings };
+  }
+
+  publish(type: WorkerType, data: string, msgId: string): void {
+    const now = Date.now();
+    for (const [id, at] of this.seen) if (now - at > this.timings.dedupeWindowMs) this.seen.delete(id);
+    if (this.seen.has(msgId)) return;
+    this.seen.set(msgId, now);
+    this.queue(type).push({ seq: ++this.seq, data, deliveries: 0, token: 0, timer: undefined });
+    this.pump(type);
+  }
+
+  /** Messages waiting for a consumer (tests and metrics). */
+  depth(type: WorkerType): number {
+    return this.queue(type).length;
+  }
+
+  attach(type: WorkerType, slot: Slot): () => void {
+    const list = this.slots.get(type) ?? [];
+    list.push(slot);
+    this.slots.set(type, list);
+    this.pump(type);
+    return () => {
+      const at = list.indexOf(slot);
+      if (at >= 0) list.splice(at, 1);
+    };
+  }
+
+  /** Starts the message's ack timer for a new delivery; returns the delivery's controls. */
+  deliver(type: WorkerType, message: Message) {
+    message.deliveries += 1;
+    const token = ++message.token;
+    const current = () => message.token === token;
+    const arm = () => {
+      clearTimeout(message.timer);
+      message.timer = setTimeout(() => {
+        if (!current()) return;
+        message.token += 1;
+        this.requeue(type, message);
+      }, this.timings.ackWaitMs);
+      message.timer.unref();
+    };
+    arm();
+    const settle = () => {
+      if (!current()) return false;
+      clearTimeout(message.timer);
+      message.token += 1;
+      return true;
+    };
+    return {
+      deliveries: message.deliveries,
+      ack: async () => void settle(),
+      term: () => void settle(),
+      nak: (delayMs: number) => {
+        if (!settle()) return;
+        setTimeout(() => this.requeue(type, message), delayMs).unref();
+      },
+      working: () => {
+        if (current()) arm();
+      },
+    };
+  }
+
+  release(type: WorkerType): void {
+    this.pump(type);
+  }
+
+  private requeue(type: WorkerType, message: Message): void {
+    if (message.deliveries >= this.timings.maxDeliver) {
+      this.dead.push(message);
+      return;
+    }
+    this.queue(type).unshift(message);
+    this.pump(type);
+  }
+
+  private queue(type: WorkerType): Message[] {
+    let queue = this.queues.get(type);
+    if (!queue) this.queues.set(type, (queue = []));
+    return queue;
+  }
+
+  private pump(type: WorkerType): void {
+    const queue = this.queue(type);
+    const slots = this.slots.get(type) ?? [];
+    while (queue.length > 0) {
+      const slot = slots.filter((s) => s.inflight < s.concurrency).sort((a, b) => a.inflight - b.inflight)[0];
+      if (!slot) return;
+      const message = queue.shift();
+      if (message) slot.take(message);
+    }
+  }
+}
+
+export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: ObjectStore } = {}): JobQueue {
+  const cancels = new CancelRegistry();
+  const detach: (() => void)[] = [];
+  const onCancel = (runId: string, reason: string) => cancels.cancel(runId, reason);
+  broker.wire.on('cancel', onCancel);
+  detach.push(() => broker.wire.off('cancel', onCancel));
+  const { timings } = broker;
+  let closed = false;
+
+  return {
+    kind: 'memory',
+    async publish(job: JobMessage, msgId: string) {
+      subjectOf(job.type, job.id);
+      broker.publish(workerTypeOf(job.type), JSON.stringify(job), msgId);
+    },
+    async openInbox(onReply: (reply: JobReply) => void) {
+      const subject = `_INBOX.${randomUUID()}`;
+      const listener = (reply: JobReply) => onReply(structuredClone(reply));
+      broker.wire.on(subject, listener);
+      return { subject, close: async () => void broker.wire.off(subject, listener) };
+    },
+    async consume(type: WorkerType, handler: JobHandler, consumeOptions: { concurrency?: number } = {}): Promise<JobConsumer> {
+      const stopping = new AbortController();
+      const running = new Set<Promise<void>>();
+      const slot: Slot = {
+        concurrency: Math.max(1, consumeOptions.concurrency ?? 1),
+        inflight: 0,
+        take: (message) => {
+          const job = parseJob(message.data);
+          const delivered = broker.deliver(type, message);
+          // After close this queue is gone: its deliveries get no acks and no heartbeats.
+          const delivery = {
+            deliveries: delivered.deliveries,
+            ack: async () => { if (!closed) await delivered.ack(); },
+            term: () => { if (!closed) delivered.term(); },
+            nak: (delayMs: number) => { if (!closed) delivered.nak(delayMs); },
+            working: () => { if (!closed) delivered.working(); },
+          };
+          if (!job) {
+            delivery.term();
+            return;
+          }
+          slot.inflight += 1;
+          const work = handleDelivery({
+            job, deliveryCount: delivery.deliveries, maxDeliver: timings.maxDeliver, heartbeatMs: Math.max(50, timings.ackWaitMs / 3),
+            handler, control: delivery, cancels, objects: options.objects, stopping: stopping.signal,
+            reply: async (subject, reply) => {
+              if (closed) throw new Error('queue closed');
+              broker.wire.emit(subject, reply);
+            },
+          }).finally(() => {
+            slot.inflight -= 1;
+            running.delete(work);
+            if (!closed) broker.release(type);
+          });
+          running.add(work);
+        },
+      };
+      const off = broker.attach(type, slot);
+      const stop = async () => {
+        off();
+        await Promise.allSettled([...running]);
+      };
+      detach.push(() => {
+        off();
+        stopping.abort();
+      });
+      return { stop };
+    },
+    async broadcastCancel(runId: string, reason: string) {
+      broker.wire.emit('cancel', runId, reason);
+    },
+    async close() {
+      // Like a connection that goes away: deliveries in flight are neither acked nor replied.
+      closed = true;
+      for (const undo of detach.splice(0)) undo();
+    },
+  };
+}

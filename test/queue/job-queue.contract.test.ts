@@ -1,0 +1,199 @@
+/**
+ * One contract for both job queues (in-process and NATS JetStream): routing by job type, msgID
+ * dedupe, reply-before-ack, redelivery when a worker dies (at most 3 deliveries), heartbeats that
+ * keep long jobs, retryable vs final errors, cancel broadcasts. Digest §8 behaviours 20, 21, 25.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RetryableError, invalid } from '../../src/domain/errors.ts';
+import type { JobMessage, JobReply, JobType, WorkerType } from '../../src/domain/jobs.ts';
+import type { Delivery, JobQueue } from '../../src/engine/ports.ts';
+import { MemoryBroker, createMemoryJobQueue, type QueueTimings } from '../../src/queue/jobs.memory.ts';
+import { connectNatsJobs, deleteJobStreams } from '../../src/queue/jobs.nats.ts';
+import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
+
+const TIMINGS: QueueTimings = { ackWaitMs: 1000, maxDeliver: 3, dedupeWindowMs: 30_000 };
+
+interface Backend {
+  /** A new connection to the same queue (as another process would have). */
+  connect(): Promise<JobQueue>;
+  cleanup(): Promise<void>;
+}
+
+const backends: { name: string; skip?: string; open(): Promise<Backend> }[] = [
+  {
+    name: 'memory',
+    async open() {
+      const broker = new MemoryBroker(TIMINGS);
+      return { connect: async () => createMemoryJobQueue(broker), cleanup: async () => undefined };
+    },
+  },
+  {
+    name: 'nats',
+    ...(natsUnavailable ? { skip: natsUnavailable } : {}),
+    async open() {
+      const namespace = `t${randomUUID().slice(0, 8)}.`;
+      return {
+        connect: () => connectNatsJobs(TEST_NATS_URL, { namespace, timings: TIMINGS }),
+        cleanup: () => deleteJobStreams(TEST_NATS_URL, namespace),
+      };
+    },
+  },
+];
+
+const until = async (check: () => boolean, timeoutMs = 8000) => {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const backend of backends) {
+  describe.skipIf(backend.skip !== undefined)(`job queue contract on ${backend.name}`, () => {
+    let opened: Backend;
+    const queues: JobQueue[] = [];
+    const connect = async () => {
+      const q = await opened.connect();
+      queues.push(q);
+      return q;
+    };
+    beforeAll(async () => {
+      opened = await backend.open();
+    });
+    afterAll(async () => {
+      for (const q of queues) await q.close().catch(() => undefined);
+      await opened.cleanup();
+    });
+
+    /** A dispatcher side: an inbox collecting replies, and a job factory addressed to it. */
+    async function dispatcher(q: JobQueue) {
+      const replies: JobReply[] = [];
+      const inbox = await q.openInbox((r) => replies.push(r));
+      const job = (type: JobType, payload: unknown = {}): JobMessage => ({
+        id: randomUUID(), type, run_id: randomUUID(), run_attempt: 1, reply_to: inbox.subject,
+        deadline: new Date(Date.now() + 60_000).toISOString(), payload,
+      });
+      return { replies, job, inbox };
+    }
+
+    it('routes each job type to its worker type (deployment to release workers) and refuses unknown types', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      const seen: [WorkerType, JobType][] = [];
+      const consumers = await Promise.all((['discovery', 'ci', 'artifact', 'release'] as WorkerType[]).map((type) =>
+        q.consume(type, async ({ job }) => {
+          seen.push([type, job.type]);
+          return { handledBy: type };
+        }, { concurrency: 2 })));
+      for (const type of ['discovery', 'ci', 'artifact', 'release', 'deployment'] as JobType[]) {
+        const job = d.job(type);
+        await q.publish(job, job.id);
+      }
+      await until(() => d.replies.length === 5);
+      expect(seen.sort()).toEqual([['artifact', 'artifact'], ['ci', 'ci'], ['discovery', 'discovery'], ['release', 'deployment'], ['release', 'release']]);
+      expect(d.replies.every((r) => r.ok && r.delivery === 1)).toBe(true);
+      await expect(q.publish({ ...d.job('ci'), type: 'build' as JobType }, 'x')).rejects.toThrow(/unknown job type "build"; job types are discovery, ci, artifact, release, deployment/);
+      await Promise.all(consumers.map((c) => c.stop()));
+    });
+
+    it('drops a second publish with the same msgId', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      let handled = 0;
+      const c = await q.consume('ci', async () => ++handled);
+      const job = d.job('ci');
+      await q.publish(job, `dedupe-${job.id}`);
+      await q.publish(job, `dedupe-${job.id}`);
+      await until(() => d.replies.length === 1);
+      await sleep(300);
+      expect(handled).toBe(1);
+      await c.stop();
+    });
+
+    it('replies before acking; a worker that dies mid-job has the job redelivered to another (delivery 2)', async () => {
+      const dying = await connect();
+      const d = await dispatcher(await connect());
+      const started: Delivery[] = [];
+      await dying.consume('ci', (delivery) => {
+        started.push(delivery);
+        return new Promise(() => undefined); // never finishes: the process dies first
+      });
+      const job = d.job('ci', { step: 'long' });
+      await (await connect()).publish(job, job.id);
+      await until(() => started.length === 1);
+      await dying.close();
+      const survivor = await connect();
+      const c = await survivor.consume('ci', async ({ deliveryCount }) => ({ deliveryCount }));
+      await until(() => d.replies.length === 1, 10_000);
+      expect(d.replies[0]).toMatchObject({ job_id: job.id, ok: true, delivery: 2, result: { deliveryCount: 2 } });
+      await c.stop();
+    });
+
+    it('heartbeats keep a job that runs longer than ack_wait from being redelivered', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      let deliveries = 0;
+      const c = await q.consume('ci', async () => {
+        deliveries += 1;
+        await sleep(TIMINGS.ackWaitMs * 2.5);
+        return 'done';
+      }, { concurrency: 2 });
+      const job = d.job('ci');
+      await q.publish(job, job.id);
+      await until(() => d.replies.length === 1, 10_000);
+      await sleep(TIMINGS.ackWaitMs * 1.2);
+      expect(deliveries).toBe(1);
+      expect(d.replies).toHaveLength(1);
+      await c.stop();
+    });
+
+    it('retries a RetryableError (delivery 2 succeeds) and replies a final error once, without redelivery', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      const calls = new Map<string, number>();
+      const c = await q.consume('artifact', async ({ job, deliveryCount }) => {
+        calls.set(job.id, (calls.get(job.id) ?? 0) + 1);
+        const kind = (job.payload as { kind: string }).kind;
+        if (kind === 'flaky' && deliveryCount === 1) throw new RetryableError('registry answered 503', 50);
+        if (kind === 'broken') throw invalid('artifact config is wrong');
+        if (kind === 'always') throw new RetryableError('network down', 50);
+        return 'ok';
+      }, { concurrency: 3 });
+      const flaky = d.job('artifact', { kind: 'flaky' });
+      const broken = d.job('artifact', { kind: 'broken' });
+      const always = d.job('artifact', { kind: 'always' });
+      for (const job of [flaky, broken, always]) await q.publish(job, job.id);
+      await until(() => d.replies.length === 3, 10_000);
+      await sleep(TIMINGS.ackWaitMs * 1.5);
+      const byId = new Map(d.replies.map((r) => [r.job_id, r]));
+      expect(byId.get(flaky.id)).toMatchObject({ ok: true, delivery: 2, result: 'ok' });
+      expect(byId.get(broken.id)).toMatchObject({ ok: false, delivery: 1, error: { code: 'validation_error', message: 'artifact config is wrong' } });
+      expect(byId.get(always.id)).toMatchObject({ ok: false, delivery: 3, error: { code: 'retries_exhausted', message: 'network down' } });
+      expect([calls.get(flaky.id), calls.get(broken.id), calls.get(always.id)]).toEqual([2, 1, 3]);
+      expect(d.replies).toHaveLength(3);
+      await c.stop();
+    });
+
+    it('a cancel broadcast from another connection aborts the run\'s jobs in flight', async () => {
+      const worker = await connect();
+      const control = await connect();
+      const d = await dispatcher(control);
+      const c = await worker.consume('ci', ({ signal }) => new Promise((_resolve, reject) => {
+        signal.addEventListener('abort', () => reject(signal.reason as Error));
+      }), { concurrency: 2 });
+      const job = d.job('ci');
+      const other = d.job('ci');
+      await control.publish(job, job.id);
+      await control.publish(other, other.id);
+      await sleep(300);
+      await control.broadcastCancel(job.run_id, 'another task failed (fail-fast)');
+      await until(() => d.replies.length === 1);
+      expect(d.replies[0]).toMatchObject({ job_id: job.id, ok: false, error: { code: 'cancelled', message: 'another task failed (fail-fast)' } });
+      await control.broadcastCancel(other.run_id, 'cancelled by alice');
+      await until(() => d.replies.length === 2);
+      await c.stop();
+    });
+  });
+}

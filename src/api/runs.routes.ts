@@ -2,11 +2,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { requirePermission } from '../auth/permissions.ts';
 import type { RunStatus, ReportedStatus, TriggerType } from '../domain/statuses.ts';
-import { cancelRun, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus } from '../engine/runs.ts';
+import { readStepLog } from '../engine/logs.ts';
+import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus } from '../engine/runs.ts';
 import type { GithubContext } from '../domain/entities.ts';
 import type { RouteDeps } from './app.ts';
 import {
-  S, createRunBody, createRunResponse, errorResponses, runListQuery, runListResponse, runTreeSchema,
+  S, claimResponse, createRunBody, createRunResponse, errorResponses, logQuery, logResponse, runListQuery, runListResponse, runTreeSchema,
   stepResponse, stepStatusBody, taskResponse, taskStatusBody,
 } from './schemas.ts';
 
@@ -51,14 +52,50 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
     return reply.status(204).send();
   });
 
-  app.put<{ Params: { id: string }; Body: { status: ReportedStatus; error?: string } }>('/v1/tasks/:id/status', {
+  app.put<{ Params: { id: string }; Body: { status: ReportedStatus; error?: string; attempt?: number } }>('/v1/tasks/:id/status', {
     schema: { summary: 'Report a task status (internal, service accounts)', tags: ['internal'], params: idParams, body: taskStatusBody, response: { 200: taskResponse, ...errorResponses } },
   }, async (request) => {
     requirePermission(request.identity, 'internal:status');
-    return reportTaskStatus(ctx, request.params.id, request.body.status, request.body.error);
+    return reportTaskStatus(ctx, request.params.id, request.body.status, request.body.error, request.body.attempt);
   });
 
-  app.put<{ Params: { id: string }; Body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string | null } }>('/v1/steps/:id/status', {
+  app.post<{ Params: { id: string } }>('/v1/tasks/:id/claim', {
+    schema: {
+      summary: 'Claim a task for a worker (internal): its attempt goes up by one and its steps start over', tags: ['internal'],
+      params: idParams, response: { 200: claimResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    requirePermission(request.identity, 'internal:status');
+    return claimTask(ctx, request.params.id);
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { offset: number; limit: number; follow?: string } }>('/v1/steps/:id/logs', {
+    schema: {
+      summary: 'Read a step log by byte range; follow=1 streams it as server-sent events while the step runs', tags: ['runs'],
+      params: idParams, querystring: logQuery, response: { 200: logResponse, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const { offset, limit, follow } = request.query;
+    const first = await readStepLog(ctx.store, ctx.objects, request.params.id, offset, limit);
+    if (follow !== '1' && follow !== 'true') return first;
+    // Server-sent events: one `data:` event per range read, `event: end` once the log is complete.
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    let closed = false;
+    request.raw.on('close', () => { closed = true; });
+    let range = first;
+    for (;;) {
+      if (range.text.length > 0) out.write(`data: ${JSON.stringify(range)}\n\n`);
+      if (range.complete || closed) break;
+      if (range.next_offset >= range.size) await new Promise((r) => setTimeout(r, 250));
+      range = await readStepLog(ctx.store, ctx.objects, request.params.id, range.next_offset, limit);
+    }
+    if (!closed) out.end(`event: end\ndata: ${JSON.stringify({ next_offset: range.next_offset, size: range.size })}\n\n`);
+    return reply;
+  });
+
+  app.put<{ Params: { id: string }; Body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string | null; attempt?: number } }>('/v1/steps/:id/status', {
     schema: { summary: 'Report a step status (internal, service accounts)', tags: ['internal'], params: idParams, body: stepStatusBody, response: { 200: stepResponse, ...errorResponses } },
   }, async (request) => {
     requirePermission(request.identity, 'internal:status');

@@ -73,7 +73,7 @@ export const createRunResponse = obj({ id: S.uuid, status: { type: 'string', enu
 const stepSchema = obj({
   id: S.uuid, step_name: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' },
   status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
-  exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString,
+  exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString, attempt: { type: 'integer' },
 });
 const taskSchema = obj({
   id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },
@@ -99,24 +99,38 @@ export const runListQuery = obj({
 }, []);
 export const runListResponse = obj({ runs: { type: 'array', items: runSchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
 
+const attemptField = { type: 'integer', minimum: 1, maximum: 1_000_000, description: 'the task attempt from the claim; reports of an older attempt are refused (409)' };
 export const taskStatusBody = obj({
   status: { type: 'string', enum: REPORTED_STATUSES },
   error: S.text(10_000),
+  attempt: attemptField,
 }, ['status']);
 export const stepStatusBody = obj({
   status: { type: 'string', enum: REPORTED_STATUSES },
   exit_code: { type: ['integer', 'null'], minimum: -1, maximum: 255 },
   logs_s3_key: { type: ['string', 'null'], maxLength: 1024, pattern: String.raw`^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/+=-]+$` },
+  attempt: attemptField,
 }, ['status']);
 export const taskResponse = obj({
   id: S.uuid, phase_execution_id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },
   status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime, error: S.nullableString,
+  attempt: { type: 'integer' },
+});
+export const logQuery = obj({
+  offset: { type: 'integer', minimum: 0, default: 0, description: 'byte offset to read from' },
+  limit: { type: 'integer', minimum: 1, maximum: 1_048_576, default: 65_536, description: 'at most this many bytes (whole lines only, unless one line is longer)' },
+  follow: { type: 'string', enum: ['0', '1', 'true', 'false'], description: '1: stream new output as server-sent events until the step ends' },
+}, []);
+export const logResponse = obj({
+  step_id: S.uuid, key: S.nullableString, offset: { type: 'integer' }, next_offset: { type: 'integer' }, size: { type: 'integer' },
+  complete: { type: 'boolean' }, text: { type: 'string' },
 });
 export const stepResponse = obj({
   id: S.uuid, task_execution_id: S.uuid, step_name: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' },
   status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
-  exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString,
+  exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString, attempt: { type: 'integer' },
 });
+export const claimResponse = obj({ attempt: { type: 'integer' }, task: taskResponse, steps: { type: 'array', items: stepResponse } });
 
 // ---- Releases -------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 /** What every use case receives: the ports and the settings that shape behaviour. */
 import type { EnvironmentPolicy } from '../domain/policy.ts';
-import type { Clock, GitOpsWriter, Store } from './ports.ts';
+import type { Clock, GitOpsWriter, ObjectStore, Store } from './ports.ts';
 
 export interface EngineContext {
   store: Store;
@@ -15,4 +15,6 @@ export interface EngineContext {
   runTimeoutMs: number;
   /** Called after a transaction that changed a run commits (the dispatcher moves it along). */
   runChanged: (runId: string) => void;
+  /** Step logs and large job results. */
+  objects?: ObjectStore;
 }

@@ -75,6 +75,7 @@ export async function createRun(ctx: EngineContext, input: CreateRunInput, calle
     envelope('pipeline.run.created', { run_id: candidate.id, repository: candidate.repository, commit_sha: commitSha }, now));
   if (inserted) {
     ctx.eventsWritten();
+    ctx.runChanged(inserted.id);
     return { run: inserted, created: true };
   }
   // The commit already has a run (or an identical request won the race): that run is the run.
@@ -108,11 +109,24 @@ export function listRuns(ctx: EngineContext, filter: RunFilter) {
   return ctx.store.listRuns(filter);
 }
 
-/** The discovery output shape the engine needs (digest §1.8; the configuration module produces it). */
+/**
+ * The discovery output shape the engine needs (digest §1.8; config/discovery.ts produces it as
+ * DiscoveryOutput): each project's phases map to the steps it runs there.
+ */
 export interface DiscoveryPlan {
-  projects: { name: string; path: string; phases: Record<string, { steps: { name: string; action: string; target?: string; run?: string }[] }> }[];
+  projects: { name: string; path: string; phases: Record<string, PlannedStep[]> }[];
   phaseGroups: { group: number; phases: string[] }[];
+  repository?: { phases?: Record<string, { timeout?: string }> };
   [key: string]: unknown;
+}
+
+export interface PlannedStep {
+  name: string;
+  action: string;
+  target?: string;
+  run?: string;
+  timeout?: string;
+  env?: Record<string, string>;
 }
 
 /**
@@ -149,7 +163,7 @@ export async function recordDiscovery(ctx: EngineContext, runId: string, plan: D
             attempt: 0, dispatched_at: null, deadline_at: null,
           };
           tasks.push(task);
-          for (const step of participation.steps) {
+          for (const step of participation) {
             steps.push({
               id: randomUUID(), task_execution_id: task.id, step_name: step.name, action: step.action,
               target: step.target ?? step.run ?? '', status: 'pending', started_at: null, completed_at: null,
@@ -166,6 +180,7 @@ export async function recordDiscovery(ctx: EngineContext, runId: string, plan: D
     await tx.insertTasks(tasks);
     await tx.insertSteps(steps);
   });
+  ctx.runChanged(runId);
 }
 
 const runLock = (runId: string) => `run:${runId}`;
@@ -209,7 +224,93 @@ export async function cancelRun(ctx: EngineContext, id: string, actor: string): 
     await finishRun(tx, run, 'cancelled', ctx.clock.now(), { code: 'cancelled', message: `cancelled by ${actor}` });
     return true;
   });
-  if (wrote) ctx.eventsWritten();
+  if (wrote) {
+    ctx.eventsWritten();
+    ctx.runChanged(id);
+  }
+}
+
+/**
+ * Fails a run for a platform reason (discovery failed or timed out, the run's deadline passed):
+ * running work is recorded failed with the reason, work that never started is skipped.
+ */
+export async function failRun(ctx: EngineContext, id: string, code: string, message: string): Promise<boolean> {
+  const wrote = await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(id));
+    const run = await tx.getRun(id);
+    if (!run || isRunTerminal(run.status)) return false;
+    await finishRun(tx, run, 'failed', ctx.clock.now(), { code, message });
+    return true;
+  });
+  if (wrote) {
+    ctx.eventsWritten();
+    ctx.runChanged(id);
+  }
+  return wrote;
+}
+
+/** Succeeds a run whose phases are all done (a plan with nothing to run finishes at once). */
+export async function completeRunIfDone(ctx: EngineContext, id: string): Promise<boolean> {
+  const wrote = await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(id));
+    const run = await tx.getRun(id);
+    if (!run || isRunTerminal(run.status) || run.discovery_output === null) return false;
+    const phases = await tx.listPhases(id);
+    if (!phases.every((p) => p.status === 'success' || p.status === 'skipped')) return false;
+    await finishRun(tx, run, 'success', ctx.clock.now());
+    return true;
+  });
+  if (wrote) {
+    ctx.eventsWritten();
+    ctx.runChanged(id);
+  }
+  return wrote;
+}
+
+/** Records that the run's jobs were published (the dispatcher's bookkeeping; no status changes). */
+export async function markDispatched(ctx: EngineContext, runId: string, marks: { discovery?: Date; tasks?: { id: string; at: Date; deadline: Date }[] }): Promise<void> {
+  await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(runId));
+    if (marks.discovery) await tx.updateRun(runId, { discovery_dispatched_at: marks.discovery });
+    for (const task of marks.tasks ?? []) await tx.updateTask(task.id, { dispatched_at: task.at, deadline_at: task.deadline });
+  });
+}
+
+export interface Claim {
+  attempt: number;
+  task: TaskExecution;
+  steps: StepExecution[];
+}
+
+/**
+ * A worker takes a task: its attempt goes up by one and its steps start over (a redelivered or
+ * retried job runs them again in a fresh worktree). Reports that carry an older attempt are then
+ * refused, so a worker that froze past ack_wait cannot overwrite the newer attempt's results.
+ */
+export async function claimTask(ctx: EngineContext, id: string): Promise<Claim> {
+  const claim = await ctx.store.transaction(async (tx) => {
+    const run = await lockRunOf(tx, 'task', id);
+    const task = await tx.getTask(id);
+    if (!task) throw notFound('task', { id });
+    checkRunOpen(run);
+    if (isExecutionTerminal(task.status)) throw conflict(`task is already ${task.status}`, { id, status: task.status });
+    const now = ctx.clock.now();
+    const attempt = task.attempt + 1;
+    const patch = { status: 'running' as const, attempt, started_at: now, error: null };
+    await tx.updateTask(id, patch);
+    await tx.updateStepsOfTask(id, { status: 'pending', started_at: null, completed_at: null, exit_code: null });
+    await propagateTask(tx, run, task, 'running', now);
+    return { runId: run.id, claim: { attempt, task: { ...task, ...patch }, steps: await tx.listSteps([id]) } };
+  });
+  ctx.runChanged(claim.runId);
+  return claim.claim;
+}
+
+/** A report from an older attempt than the task's current one is refused (fencing). */
+function checkAttempt(task: TaskExecution, attempt: number | undefined): void {
+  if (attempt !== undefined && attempt !== task.attempt) {
+    throw conflict(`stale report: attempt ${attempt} of this task was superseded by attempt ${task.attempt}`, { task_id: task.id, attempt, current_attempt: task.attempt });
+  }
 }
 
 /** Applies a reported status to a task or step row, or explains why it cannot move. */
@@ -253,12 +354,16 @@ async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, t
   }
 }
 
-export async function reportTaskStatus(ctx: EngineContext, id: string, to: ReportedStatus, error?: string): Promise<TaskExecution> {
+export async function reportTaskStatus(ctx: EngineContext, id: string, to: ReportedStatus, error?: string, attempt?: number): Promise<TaskExecution> {
   let wroteEvents = false;
+  let changed = false;
+  let runId = '';
   const task = await ctx.store.transaction(async (tx) => {
     const run = await lockRunOf(tx, 'task', id);
+    runId = run.id;
     const current = await tx.getTask(id);
     if (!current) throw notFound('task', { id });
+    checkAttempt(current, attempt);
     if (checkReport('task', id, current.status, to) === 'same') return current;
     checkRunOpen(run);
     const now = ctx.clock.now();
@@ -270,9 +375,11 @@ export async function reportTaskStatus(ctx: EngineContext, id: string, to: Repor
     };
     await tx.updateTask(id, patch);
     wroteEvents = await propagateTask(tx, run, current, to, now);
+    changed = true;
     return { ...current, ...patch };
   });
   if (wroteEvents) ctx.eventsWritten();
+  if (changed) ctx.runChanged(runId);
   return task;
 }
 
@@ -280,15 +387,24 @@ export interface StepReport {
   status: ReportedStatus;
   exit_code?: number | null | undefined;
   logs_s3_key?: string | null | undefined;
+  /** The task attempt the worker runs (from its claim); older attempts are refused. */
+  attempt?: number | undefined;
 }
 
 /** A step start starts its task; a step failure fails its task (and so the run). */
 export async function reportStepStatus(ctx: EngineContext, id: string, report: StepReport): Promise<StepExecution> {
   let wroteEvents = false;
+  let changed = false;
+  let runId = '';
   const step = await ctx.store.transaction(async (tx) => {
     const run = await lockRunOf(tx, 'step', id);
+    runId = run.id;
     const current = await tx.getStep(id);
     if (!current) throw notFound('step', { id });
+    if (report.attempt !== undefined) {
+      const owner = await tx.getTask(current.task_execution_id);
+      if (owner) checkAttempt(owner, report.attempt);
+    }
     const same = checkReport('step', id, current.status, report.status) === 'same';
     if (same && isRunTerminal(run.status)) return current;
     if (!same) checkRunOpen(run);
@@ -299,8 +415,10 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
       ...(!same && isExecutionTerminal(report.status) ? { completed_at: now } : {}),
       ...(report.exit_code !== undefined ? { exit_code: report.exit_code } : {}),
       ...(report.logs_s3_key !== undefined ? { logs_s3_key: report.logs_s3_key } : {}),
+      ...(report.attempt !== undefined ? { attempt: report.attempt } : {}),
     };
     if (Object.keys(patch).length > 0) await tx.updateStep(id, patch);
+    changed = !same;
     if (!same && report.status !== 'success') {
       const task = await tx.getTask(current.task_execution_id);
       if (!task) throw new Error(`step ${id} has no task`);
@@ -317,5 +435,6 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
     return { ...current, ...patch };
   });
   if (wroteEvents) ctx.eventsWritten();
+  if (changed) ctx.runChanged(runId);
   return step;
 }

@@ -186,7 +186,7 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
           slot.inflight += 1;
           const work = handleDelivery({
             job, deliveryCount: delivery.deliveries, maxDeliver: timings.maxDeliver, heartbeatMs: Math.max(50, timings.ackWaitMs / 3),
-            handler, control: delivery, cancels, objects: options.objects, stopping: stopping.signal,
+            handler, control: delivery, cancels, objects: options.objects,
             reply: async (subject, reply) => {
               if (closed) throw new Error('queue closed');
               broker.wire.emit(subject, reply);

@@ -137,7 +137,7 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
             }
             const work = handleDelivery({
               job, deliveryCount: msg.info.deliveryCount, maxDeliver: timings.maxDeliver, heartbeatMs: Math.max(100, timings.ackWaitMs / 3),
-              handler, cancels, objects: options.objects, stopping: stopping.signal,
+              handler, cancels, objects: options.objects,
               control: {
                 ack: async () => void (await msg.ackAck().catch(() => false)),
                 // A closed connection makes these throw; the message is then redelivered anyway.

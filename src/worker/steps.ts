@@ -30,8 +30,10 @@ export interface StepOutcome {
 export interface RunStepOptions {
   /** The project's directory. */
   cwd: string;
-  /** Added to the worker's environment; the step's own `env` overrides it. */
+  /** Added to the base environment; the step's own `env` overrides it. */
   env?: Record<string, string>;
+  /** The environment to start from instead of the worker's own (workers pass a clean one). */
+  baseEnv?: Record<string, string | undefined>;
   /** A limit from the caller (e.g. the phase's timeout); the smaller of this and `step.timeout` applies. */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -106,7 +108,7 @@ export async function runStep(step: Step, options: RunStepOptions): Promise<Step
   const failed = (error: string): StepOutcome => ({ status: 'failed', exitCode: null, durationMs: Math.round(performance.now() - started), error });
 
   if (options.signal?.aborted) return failed('cancelled');
-  const env: Record<string, string | undefined> = { ...process.env, ...options.env, ...step.env };
+  const env: Record<string, string | undefined> = { ...(options.baseEnv ?? process.env), ...options.env, ...step.env };
   const limit = timeLimit(step, options.timeoutMs);
   if (limit && 'error' in limit) return failed(limit.error);
   try {

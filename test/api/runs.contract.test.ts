@@ -6,8 +6,8 @@ import { apiSuite, sha, type TestApp } from '../helpers/app.ts';
 
 const plan: DiscoveryPlan = {
   projects: [
-    { name: 'api', path: 'services/api', phases: { check: { steps: [{ name: 'lint', action: 'script', run: 'npm run lint' }] }, test: { steps: [{ name: 'unit', action: 'earthly', target: '+test' }, { name: 'int', action: 'earthly', target: '+int' }] } } },
-    { name: 'web', path: 'web', phases: { test: { steps: [{ name: 'unit', action: 'earthly', target: '+test' }] } } },
+    { name: 'api', path: 'services/api', phases: { check: [{ name: 'lint', action: 'script', run: 'npm run lint' }], test: [{ name: 'unit', action: 'earthly', target: '+test' }, { name: 'int', action: 'earthly', target: '+int' }] } },
+    { name: 'web', path: 'web', phases: { test: [{ name: 'unit', action: 'earthly', target: '+test' }] } },
   ],
   phaseGroups: [{ group: 1, phases: ['check'] }, { group: 2, phases: ['test'] }, { group: 3, phases: ['publish'] }],
 };

@@ -23,8 +23,8 @@ async function failedRunWithTree(): Promise<string> {
   const { run } = await createRun(t.server.ctx, { repository: 'acme/shop', branch: 'main', commit_sha: TREE_SHA, trigger_type: 'push' }, { actor: 'alice', mayActForOthers: false });
   await recordDiscovery(t.server.ctx, run.id, {
     projects: [
-      { name: 'api', path: 'services/api', phases: { test: { steps: [{ name: 'lint', action: 'earthly', target: '+lint' }, { name: 'unit', action: 'earthly', target: '+test' }] }, publish: { steps: [{ name: 'push', action: 'earthly', target: '+publish' }] } } },
-      { name: 'web', path: 'apps/web', phases: { test: { steps: [{ name: 'unit', action: 'earthly', target: '+test' }] } } },
+      { name: 'api', path: 'services/api', phases: { test: [{ name: 'lint', action: 'earthly', target: '+lint' }, { name: 'unit', action: 'earthly', target: '+test' }], publish: [{ name: 'push', action: 'earthly', target: '+publish' }] } },
+      { name: 'web', path: 'apps/web', phases: { test: [{ name: 'unit', action: 'earthly', target: '+test' }] } },
     ],
     phaseGroups: [{ group: 1, phases: ['test'] }, { group: 2, phases: ['publish'] }],
   });

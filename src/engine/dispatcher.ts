@@ -1,0 +1,223 @@
+/**
+ * The dispatcher drives runs from Postgres state: it publishes each run's jobs and moves the run
+ * along when workers reply or report. It holds no state of its own that matters: a restarted
+ * dispatcher (or another replica) finds the same work from the database.
+ *
+ * Run without discovery output → publish the discovery job once; its reply records the plan.
+ * Run with a plan → the lowest phase group not done is the active one; its pending tasks that were
+ *   never published are published together (every phase × project of the group at once). Group
+ *   N+1 starts only when every task of group N succeeded; a failure ends the run (fail-fast) in the
+ *   engine, and the dispatcher then broadcasts a cancel so workers kill the siblings in flight.
+ * Watchdog (every sweep): a run past its deadline, a discovery or a task past its job timeout is
+ *   failed with the reason; nothing non-terminal waits forever.
+ */
+import { isForgeError } from '../domain/errors.ts';
+import { JOB_TIMEOUTS_MS, type JobMessage, type JobReply, type JobType } from '../domain/jobs.ts';
+import { isExecutionTerminal, isRunTerminal } from '../domain/statuses.ts';
+import { parseDuration } from '../lib/duration.ts';
+import { KeyedMutex } from '../lib/keyed-mutex.ts';
+import type { EngineContext } from './context.ts';
+import type { JobQueue, ObjectStore } from './ports.ts';
+import { completeRunIfDone, failRun, markDispatched, recordDiscovery, reportTaskStatus, type DiscoveryPlan, type PlannedStep } from './runs.ts';
+
+export interface DispatcherOptions {
+  queue: JobQueue;
+  objects?: ObjectStore;
+  /** How often every active run is looked at (restart recovery, lost nudges, the watchdog). */
+  sweepMs?: number;
+  jobTimeoutsMs?: Partial<Record<JobType, number>>;
+  log?: (message: string, error?: unknown) => void;
+}
+
+export interface Dispatcher {
+  nudge(runId: string): void;
+  /** Resolves when every nudge so far has been handled (tests). */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** What a CI job carries: the task and its steps as configured (Postgres has their state). */
+export interface CiJobPayload {
+  task_id: string;
+  run_id: string;
+  repository: string;
+  commit_sha: string;
+  branch: string;
+  phase: string;
+  project: string;
+  project_path: string;
+  timeout_ms: number;
+  steps: (PlannedStep & { id: string })[];
+}
+
+export interface DiscoveryJobPayload {
+  run_id: string;
+  repository: string;
+  commit_sha: string;
+  branch: string;
+}
+
+export async function startDispatcher(ctx: EngineContext, options: DispatcherOptions): Promise<Dispatcher> {
+  const timeouts = { ...JOB_TIMEOUTS_MS, ...options.jobTimeoutsMs };
+  const log = options.log ?? (() => undefined);
+  const perRun = new KeyedMutex();
+  const broadcast = new Set<string>();
+  const pending = new Set<Promise<void>>();
+  let stopped = false;
+
+  const inbox = await options.queue.openInbox((reply) => track(onReply(reply)));
+
+  function track(work: Promise<void>): void {
+    const guarded = work.catch((error: unknown) => log('dispatcher step failed', error)).finally(() => pending.delete(guarded));
+    pending.add(guarded);
+  }
+
+  async function onReply(reply: JobReply): Promise<void> {
+    const run = await ctx.store.getRun(reply.run_id);
+    if (!run || run.attempt !== reply.run_attempt) return; // a reply for an older attempt of the run
+    if (reply.type === 'discovery') {
+      if (run.discovery_output !== null || isRunTerminal(run.status)) return;
+      if (reply.ok) {
+        const plan = (await resultOf(reply)) as DiscoveryPlan;
+        try {
+          await recordDiscovery(ctx, run.id, plan);
+        } catch (error) {
+          if (!isForgeError(error)) throw error;
+          await failRun(ctx, run.id, 'discovery_failed', error.message);
+        }
+      } else {
+        await failRun(ctx, run.id, reply.error?.code === 'validation_error' ? 'invalid_config' : 'discovery_failed', reply.error?.message ?? 'discovery failed');
+      }
+    } else if (reply.type === 'ci' && !reply.ok && reply.error?.code !== 'cancelled') {
+      // The worker could not run the task (no checkout, no claim): the platform fails it.
+      const task = await ctx.store.getTask(reply.job_id);
+      if (task && !isExecutionTerminal(task.status)) {
+        await reportTaskStatus(ctx, task.id, 'failed', `worker error: ${reply.error?.message ?? 'unknown'}`).catch(ignoreConflict);
+      }
+    }
+    nudge(reply.run_id);
+  }
+
+  async function resultOf(reply: JobReply): Promise<unknown> {
+    if (reply.result_key === undefined) return reply.result;
+    if (!options.objects) throw new Error(`reply of job ${reply.job_id} is stored at ${reply.result_key} but no object store is configured`);
+    const stored = await options.objects.get(reply.result_key);
+    if (!stored) throw new Error(`reply of job ${reply.job_id}: ${reply.result_key} is missing from the object store`);
+    return JSON.parse(stored.body.toString('utf8')) as unknown;
+  }
+
+  function job(type: JobType, id: string, runId: string, runAttempt: number, payload: unknown, now: Date): JobMessage {
+    return {
+      id, type, run_id: runId, run_attempt: runAttempt, reply_to: inbox.subject,
+      deadline: new Date(now.getTime() + timeouts[type]).toISOString(), payload,
+    };
+  }
+
+  async function reconcile(runId: string): Promise<void> {
+    const run = await ctx.store.getRun(runId);
+    if (!run) return;
+    const now = ctx.clock.now();
+    if (isRunTerminal(run.status)) {
+      if (!broadcast.has(runId) && run.status !== 'success') {
+        broadcast.add(runId);
+        const reason = run.status === 'cancelled' ? (run.error_message ?? 'run cancelled') : 'another task failed (fail-fast)';
+        await options.queue.broadcastCancel(runId, reason);
+      }
+      return;
+    }
+    if (run.deadline_at && now > run.deadline_at) {
+      await failRun(ctx, runId, 'timeout', `run did not finish by its deadline ${run.deadline_at.toISOString()}`);
+      return;
+    }
+    if (run.discovery_output === null) {
+      if (run.discovery_dispatched_at === null) {
+        const payload: DiscoveryJobPayload = { run_id: run.id, repository: run.repository, commit_sha: run.commit_sha, branch: run.branch };
+        await options.queue.publish(job('discovery', run.id, run.id, run.attempt, payload, now), `discovery-${run.id}-${run.attempt}`);
+        await markDispatched(ctx, runId, { discovery: now });
+      } else if (now.getTime() - run.discovery_dispatched_at.getTime() > timeouts.discovery) {
+        await failRun(ctx, runId, 'timeout', `discovery did not finish within ${formatMs(timeouts.discovery)}`);
+      }
+      return;
+    }
+    const plan = run.discovery_output as DiscoveryPlan;
+    const phases = await ctx.store.listPhases(runId);
+    const tasks = await ctx.store.listTasks(phases.map((p) => p.id));
+    for (const task of tasks) {
+      if (!isExecutionTerminal(task.status) && task.deadline_at && now > task.deadline_at) {
+        const phase = phases.find((p) => p.id === task.phase_execution_id);
+        await reportTaskStatus(ctx, task.id, 'failed', `timed out: no result within ${formatMs(taskTimeout(plan, phase?.phase_name ?? '', timeouts.ci))} (phase ${phase?.phase_name ?? '?'})`).catch(ignoreConflict);
+        return;
+      }
+    }
+    const active = [...new Set(phases.map((p) => p.group_number))].sort((a, b) => a - b)
+      .find((group) => phases.some((p) => p.group_number === group && p.status !== 'success' && p.status !== 'skipped'));
+    if (active === undefined) {
+      await completeRunIfDone(ctx, runId);
+      return;
+    }
+    const activePhases = phases.filter((p) => p.group_number === active);
+    const toDispatch = tasks.filter((t) => t.status === 'pending' && t.dispatched_at === null && activePhases.some((p) => p.id === t.phase_execution_id));
+    if (toDispatch.length === 0) return;
+    const steps = await ctx.store.listSteps(toDispatch.map((t) => t.id));
+    const marks: { id: string; at: Date; deadline: Date }[] = [];
+    await Promise.all(toDispatch.map(async (task) => {
+      const phase = activePhases.find((p) => p.id === task.phase_execution_id)!;
+      const planned = plan.projects.find((p) => p.name === task.project_name)?.phases[phase.phase_name] ?? [];
+      const timeoutMs = taskTimeout(plan, phase.phase_name, timeouts.ci);
+      const payload: CiJobPayload = {
+        task_id: task.id, run_id: run.id, repository: run.repository, commit_sha: run.commit_sha, branch: run.branch,
+        phase: phase.phase_name, project: task.project_name, project_path: task.project_path, timeout_ms: timeoutMs,
+        steps: planned.flatMap((step) => {
+          const row = steps.find((s) => s.task_execution_id === task.id && s.step_name === step.name);
+          return row ? [{ ...step, id: row.id }] : [];
+        }),
+      };
+      await options.queue.publish(job('ci', task.id, run.id, run.attempt, payload, now), `ci-${task.id}-${run.attempt}`);
+      marks.push({ id: task.id, at: now, deadline: new Date(now.getTime() + timeoutMs) });
+    }));
+    await markDispatched(ctx, runId, { tasks: marks });
+  }
+
+  function nudge(runId: string): void {
+    if (stopped || runId === '') return;
+    track(perRun.run(runId, () => reconcile(runId)));
+  }
+
+  const sweepMs = options.sweepMs ?? 1000;
+  let sweeping = false;
+  const timer = setInterval(() => {
+    if (sweeping || stopped) return;
+    sweeping = true;
+    track(ctx.store.listActiveRunIds(1000).then((ids) => { for (const id of ids) nudge(id); }).finally(() => { sweeping = false; }));
+  }, sweepMs);
+  timer.unref();
+
+  return {
+    nudge,
+    async idle() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+      await inbox.close();
+    },
+  };
+}
+
+/** The phase's `timeout` from repo.cue, else the CI job default. */
+function taskTimeout(plan: DiscoveryPlan, phase: string, fallbackMs: number): number {
+  const configured = plan.repository?.phases?.[phase]?.timeout;
+  return (configured ? parseDuration(configured) : undefined) ?? fallbackMs;
+}
+
+function formatMs(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** A report that lost a race with another (the task or run already ended) changes nothing. */
+function ignoreConflict(error: unknown): void {
+  if (isForgeError(error) && error.code === 'conflict') return;
+  throw error;
+}

@@ -1,0 +1,92 @@
+/**
+ * Job handlers of the discovery and CI workers.
+ *
+ * discovery: check out the commit, discover its projects (CUE), return the discovery output (the
+ *   dispatcher records it). Invalid configuration is a final error (validation_error) naming every
+ *   problem as file:line:column.
+ * ci: claim the task (attempt n), check out the commit, run each step in the project directory
+ *   with a clean environment, streaming its output to the object store, reporting running and the
+ *   outcome of each step; the first failing step ends the task (the API fails task, phase and run).
+ *   A cancel (fail-fast or DELETE /v1/runs) kills the running step; its log ends with why.
+ */
+import { join } from 'node:path';
+import type { Step } from '../config/project-config.ts';
+import { ConfigError } from '../config/config-file.ts';
+import { discover } from '../config/discovery.ts';
+import { invalid, isForgeError } from '../domain/errors.ts';
+import { stepLogKey } from '../domain/logs.ts';
+import type { CiJobPayload, DiscoveryJobPayload } from '../engine/dispatcher.ts';
+import type { JobHandler, ObjectStore } from '../engine/ports.ts';
+import type { GitWorkspaces } from './git-workspace.ts';
+import type { InternalApi } from './internal-api.ts';
+import { formatDuration, runStep } from './steps.ts';
+import { StepLog } from './step-log.ts';
+
+export function discoveryHandler(deps: { workspaces: GitWorkspaces }): JobHandler {
+  return async ({ job, signal }) => {
+    const payload = job.payload as DiscoveryJobPayload;
+    const workspace = await deps.workspaces.checkout(payload.repository, payload.commit_sha, `discovery-${job.id}`, signal);
+    try {
+      return await discover(workspace.dir, { git: { branch: payload.branch } });
+    } catch (error) {
+      // Paths relative to the repository root: the worktree's location means nothing to the user.
+      if (error instanceof ConfigError) throw invalid(`invalid configuration at ${payload.commit_sha.slice(0, 12)}:\n${error.message.split(`${workspace.dir}/`).join('')}`, { problems: error.problems.length });
+      throw error;
+    } finally {
+      await workspace.remove();
+    }
+  };
+}
+
+/** The environment a step starts from: nothing of the worker's own but what a build needs. */
+function cleanEnv(payload: CiJobPayload): Record<string, string | undefined> {
+  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'];
+  return {
+    ...Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])),
+    CI: 'true', FORGE_RUN_ID: payload.run_id, FORGE_REPOSITORY: payload.repository, FORGE_COMMIT_SHA: payload.commit_sha,
+    FORGE_BRANCH: payload.branch, FORGE_PHASE: payload.phase, FORGE_PROJECT: payload.project, FORGE_PROJECT_PATH: payload.project_path,
+  };
+}
+
+export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; objects: ObjectStore; flushMs?: number }): JobHandler {
+  return async ({ job, signal }) => {
+    const payload = job.payload as CiJobPayload;
+    let attempt: number;
+    try {
+      ({ attempt } = await deps.api.claimTask(payload.task_id));
+    } catch (error) {
+      // The task finished or its run ended while the job waited: nothing to do.
+      if (isForgeError(error) && error.code === 'conflict') return { status: 'skipped', reason: error.message };
+      throw error;
+    }
+    const deadline = Date.now() + payload.timeout_ms;
+    const workspace = await deps.workspaces.checkout(payload.repository, payload.commit_sha, `${payload.task_id}-${attempt}`, signal);
+    try {
+      for (const step of payload.steps) {
+        const key = stepLogKey(payload.run_id, payload.phase, payload.project, step.name, attempt);
+        await deps.api.reportStep(step.id, { status: 'running', logs_s3_key: key, attempt });
+        const log = new StepLog(deps.objects, key, deps.flushMs);
+        const outcome = await runStep(step as Step, {
+          cwd: join(workspace.dir, payload.project_path), baseEnv: cleanEnv(payload),
+          timeoutMs: Math.max(1, deadline - Date.now()), signal, onOutput: (chunk) => log.write(chunk),
+        });
+        const why = signal.aborted
+          ? `--- step stopped: ${(signal.reason as Error | undefined)?.message ?? 'cancelled'}`
+          : outcome.status === 'failed'
+            ? `--- step failed after ${formatDuration(outcome.durationMs)}: ${outcome.error ?? `exit code ${outcome.exitCode}`}`
+            : undefined;
+        await log.finish(why);
+        if (signal.aborted) return { status: 'cancelled' };
+        await deps.api.reportStep(step.id, { status: outcome.status, exit_code: outcome.exitCode, attempt });
+        if (outcome.status === 'failed') return { status: 'failed', step: step.name, exit_code: outcome.exitCode };
+      }
+      await deps.api.reportTask(payload.task_id, { status: 'success', attempt });
+      return { status: 'success' };
+    } catch (error) {
+      if (isForgeError(error) && error.code === 'conflict') return { status: 'superseded', reason: error.message };
+      throw error;
+    } finally {
+      await workspace.remove();
+    }
+  };
+}

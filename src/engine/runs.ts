@@ -212,59 +212,55 @@ async function finishRun(tx: Repos, run: PipelineRun, status: RunStatus, at: Dat
   await tx.insertEvents([envelope('pipeline.run.completed', { run_id: run.id, status, duration_seconds: duration }, at)]);
 }
 
-export async function cancelRun(ctx: EngineContext, id: string, actor: string): Promise<void> {
+/**
+ * Ends a run in one transaction holding its lock: `decide` reads the locked run and either finishes
+ * it (returns true) or leaves it (false); after commit the events relay and the dispatcher hear of it.
+ */
+async function endRun(ctx: EngineContext, id: string, decide: (tx: Repos, run: PipelineRun | undefined, at: Date) => Promise<boolean>): Promise<boolean> {
   const wrote = await ctx.store.transaction(async (tx) => {
     await tx.lock(runLock(id));
-    const run = await tx.getRun(id);
-    if (!run) throw notFound('pipeline run', { id });
-    if (run.status === 'cancelled') return false;
-    if (isRunTerminal(run.status)) {
-      throw conflict(`run already finished with status ${run.status}; only pending or running runs can be cancelled`, { status: run.status });
-    }
-    await finishRun(tx, run, 'cancelled', ctx.clock.now(), { code: 'cancelled', message: `cancelled by ${actor}` });
-    return true;
+    return decide(tx, await tx.getRun(id), ctx.clock.now());
   });
   if (wrote) {
     ctx.eventsWritten();
     ctx.runChanged(id);
   }
+  return wrote;
+}
+
+export async function cancelRun(ctx: EngineContext, id: string, actor: string): Promise<void> {
+  await endRun(ctx, id, async (tx, run, at) => {
+    if (!run) throw notFound('pipeline run', { id });
+    if (run.status === 'cancelled') return false;
+    if (isRunTerminal(run.status)) {
+      throw conflict(`run already finished with status ${run.status}; only pending or running runs can be cancelled`, { status: run.status });
+    }
+    await finishRun(tx, run, 'cancelled', at, { code: 'cancelled', message: `cancelled by ${actor}` });
+    return true;
+  });
 }
 
 /**
  * Fails a run for a platform reason (discovery failed or timed out, the run's deadline passed):
  * running work is recorded failed with the reason, work that never started is skipped.
  */
-export async function failRun(ctx: EngineContext, id: string, code: string, message: string): Promise<boolean> {
-  const wrote = await ctx.store.transaction(async (tx) => {
-    await tx.lock(runLock(id));
-    const run = await tx.getRun(id);
+export function failRun(ctx: EngineContext, id: string, code: string, message: string): Promise<boolean> {
+  return endRun(ctx, id, async (tx, run, at) => {
     if (!run || isRunTerminal(run.status)) return false;
-    await finishRun(tx, run, 'failed', ctx.clock.now(), { code, message });
+    await finishRun(tx, run, 'failed', at, { code, message });
     return true;
   });
-  if (wrote) {
-    ctx.eventsWritten();
-    ctx.runChanged(id);
-  }
-  return wrote;
 }
 
 /** Succeeds a run whose phases are all done (a plan with nothing to run finishes at once). */
-export async function completeRunIfDone(ctx: EngineContext, id: string): Promise<boolean> {
-  const wrote = await ctx.store.transaction(async (tx) => {
-    await tx.lock(runLock(id));
-    const run = await tx.getRun(id);
+export function completeRunIfDone(ctx: EngineContext, id: string): Promise<boolean> {
+  return endRun(ctx, id, async (tx, run, at) => {
     if (!run || isRunTerminal(run.status) || run.discovery_output === null) return false;
     const phases = await tx.listPhases(id);
     if (!phases.every((p) => p.status === 'success' || p.status === 'skipped')) return false;
-    await finishRun(tx, run, 'success', ctx.clock.now());
+    await finishRun(tx, run, 'success', at);
     return true;
   });
-  if (wrote) {
-    ctx.eventsWritten();
-    ctx.runChanged(id);
-  }
-  return wrote;
 }
 
 /** Records that the run's jobs were published (the dispatcher's bookkeeping; no status changes). */

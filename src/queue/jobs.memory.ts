@@ -163,7 +163,6 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
       return { subject, close: async () => void broker.wire.off(subject, listener) };
     },
     async consume(type: WorkerType, handler: JobHandler, consumeOptions: { concurrency?: number } = {}): Promise<JobConsumer> {
-      const stopping = new AbortController();
       const running = new Set<Promise<void>>();
       const slot: Slot = {
         concurrency: Math.max(1, consumeOptions.concurrency ?? 1),
@@ -204,10 +203,7 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
         off();
         await Promise.allSettled([...running]);
       };
-      detach.push(() => {
-        off();
-        stopping.abort();
-      });
+      detach.push(off);
       return { stop };
     },
     async broadcastCancel(runId: string, reason: string) {

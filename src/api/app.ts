@@ -2,7 +2,7 @@
  * The Fastify application: /v1 routes, health, metrics and the OpenAPI document. Routes parse,
  * authorise, call one engine function and shape the result; errors become HTTP only in errors.ts.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
@@ -20,6 +20,7 @@ import { releaseRoutes } from './releases.routes.ts';
 import { deploymentRoutes } from './deployments.routes.ts';
 import { eventRoutes } from './events.routes.ts';
 import { healthRoutes } from './health.routes.ts';
+import { githubRoutes, type GitHubRouteDeps } from './github.routes.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,6 +35,8 @@ export interface AppOptions {
   rateLimits: RateLimits | 'off';
   logLevel?: string;
   version?: string;
+  /** The webhook and the Actions token exchange; without it both answer 503 (not configured). */
+  github?: Omit<GitHubRouteDeps, 'ctx'>;
 }
 
 export interface Limiters {
@@ -80,6 +83,9 @@ async function authenticate(verifier: TokenVerifier, request: FastifyRequest): P
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: options.logLevel ?? 'info' },
+    // One line per request, written below: refusals and errors at info/error, the rest at debug
+    // (workers report every step, which would drown everything else at info).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     rewriteUrl: (req) => rewriteEncodedRepository(req.url ?? '/'),
     requestIdHeader: 'x-request-id',
@@ -125,9 +131,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request) => {
     const route = request.routeOptions.url;
     if (route === undefined || !route.startsWith('/v1/') || route === '/v1/openapi.json') return;
+    // GitHub's webhook and token exchange check their caller themselves (signature, OIDC token).
+    if (request.routeOptions.config.public === true) return;
     request.identity = await authenticate(options.verifier, request);
   });
   app.addHook('onResponse', async (request, reply) => {
+    const status = reply.statusCode;
+    request.log[status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug']({
+      method: request.method, url: request.url, status_code: status, ms: Math.round(reply.elapsedTime),
+    }, 'request');
     httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
@@ -144,6 +156,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(releaseRoutes(deps));
   await app.register(deploymentRoutes(deps));
   await app.register(eventRoutes(deps));
+  await app.register(githubRoutes({ webhookSecret: undefined, registeredRepositories: [], signPlatformToken: undefined, ...options.github, ctx: options.ctx }));
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { requirePermission } from '../auth/permissions.ts';
 import type { RunStatus, ReportedStatus, TriggerType } from '../domain/statuses.ts';
 import { readStepLog } from '../engine/logs.ts';
-import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus } from '../engine/runs.ts';
+import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus, retryRun } from '../engine/runs.ts';
 import type { GithubContext } from '../domain/entities.ts';
 import type { RouteDeps } from './app.ts';
 import {
@@ -52,6 +52,18 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
     return reply.status(204).send();
   });
 
+  app.post<{ Params: { id: string } }>('/v1/runs/:id/retry', {
+    schema: {
+      summary: 'Retry a failed or cancelled run: a new attempt re-runs only the tasks that did not succeed (beyond the seed)', tags: ['runs'],
+      params: idParams, response: { 202: runTreeSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    requirePermission(request.identity, 'runs:create');
+    await retryRun(ctx, request.params.id, request.identity.actor);
+    const run = await getRunTree(ctx, request.params.id);
+    return reply.status(202).send({ ...run, phases: run.phases.map((p) => ({ ...p, name: p.phase_name })) });
+  });
+
   app.put<{ Params: { id: string }; Body: { status: ReportedStatus; error?: string; attempt?: number } }>('/v1/tasks/:id/status', {
     schema: { summary: 'Report a task status (internal, service accounts)', tags: ['internal'], params: idParams, body: taskStatusBody, response: { 200: taskResponse, ...errorResponses } },
   }, async (request) => {
@@ -95,7 +107,7 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
     return reply;
   });
 
-  app.put<{ Params: { id: string }; Body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string | null; attempt?: number } }>('/v1/steps/:id/status', {
+  app.put<{ Params: { id: string }; Body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string | null; attempt?: number; error?: string } }>('/v1/steps/:id/status', {
     schema: { summary: 'Report a step status (internal, service accounts)', tags: ['internal'], params: idParams, body: stepStatusBody, response: { 200: stepResponse, ...errorResponses } },
   }, async (request) => {
     requirePermission(request.identity, 'internal:status');

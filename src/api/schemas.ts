@@ -78,7 +78,8 @@ const stepSchema = obj({
 const taskSchema = obj({
   id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },
   status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
-  error: S.nullableString, steps: { type: 'array', items: stepSchema },
+  error: S.nullableString, attempt: { type: 'integer', description: 'beyond the seed: how many times a worker claimed the task' },
+  steps: { type: 'array', items: stepSchema },
 });
 const phaseSchema = obj({
   id: S.uuid, name: { type: 'string' }, group_number: { type: 'integer' },
@@ -91,6 +92,7 @@ const runFields = {
   status: { type: 'string', enum: RUN_STATUSES }, started_at: S.time, completed_at: S.nullableTime,
   argo_workflow_name: S.nullableString, error_code: S.nullableString, error_message: S.nullableString,
   github_context: { anyOf: [githubContextSchema, { type: 'null' }] },
+  attempt: { type: 'integer', description: 'beyond the seed: 1, plus one per POST /v1/runs/{id}/retry' },
 };
 export const runSchema = obj(runFields);
 export const runTreeSchema = obj({ ...runFields, phases: { type: 'array', items: phaseSchema } });
@@ -110,6 +112,7 @@ export const stepStatusBody = obj({
   exit_code: { type: ['integer', 'null'], minimum: -1, maximum: 255 },
   logs_s3_key: { type: ['string', 'null'], maxLength: 1024, pattern: String.raw`^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/+=-]+$` },
   attempt: attemptField,
+  error: { ...S.text(10_000), description: 'beyond the seed: why a failed step failed (timeout, could not start); becomes its task\'s error' },
 }, ['status']);
 export const taskResponse = obj({
   id: S.uuid, phase_execution_id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },

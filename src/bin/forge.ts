@@ -4,7 +4,10 @@
 import { Command, Option } from 'commander';
 import { openDevIssuer } from '../auth/dev-issuer.ts';
 import { ROLES, isRole } from '../domain/identity.ts';
-import { SERVER_SETTINGS, SettingsError, describeSettings, parseServerSettings } from '../settings/settings.ts';
+import {
+  EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, SettingsError, WORKER_SETTINGS, describeSettings, parseServerSettings, parseWorkerSettings,
+  type SettingSpec,
+} from '../settings/settings.ts';
 import { registerClientCommands } from '../cli/commands.ts';
 import { registerConfigCommands } from '../cli/config.commands.ts';
 import { VERSION } from './version.ts';
@@ -14,13 +17,53 @@ const program = new Command('forge')
   .version(VERSION)
   .showHelpAfterError();
 
-const server = program.command('server').description('run the Forge API (embedded defaults: no services needed)')
-  .addHelpText('after', `\nSettings (environment variable, flag):\n${describeSettings(SERVER_SETTINGS)}`);
-for (const spec of Object.values(SERVER_SETTINGS)) server.addOption(new Option(`${spec.flag} <value>`, spec.description));
-server.action(async (flags: Record<string, string>) => {
-  let settings;
+/** Settings become flags; a few are switches, `--type` may be repeated. */
+function addSettingOptions(command: Command, specs: Record<string, SettingSpec>): void {
+  for (const spec of Object.values(specs)) {
+    if (spec.flag === '--example') command.addOption(new Option(spec.flag, spec.description));
+    else if (spec.flag === '--type') command.addOption(new Option(`${spec.flag} <type...>`, spec.description));
+    else command.addOption(new Option(`${spec.flag} <value>`, spec.description));
+  }
+}
+
+function parsedOrExit<T>(command: string, parse: () => T): T {
   try {
-    settings = parseServerSettings(flags);
+    return parse();
+  } catch (error) {
+    if (error instanceof SettingsError) {
+      console.error(`forge ${command}: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+function onSignals(close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await close();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+const server = program.command('server').description('run the Forge API, its dispatcher and (by default) discovery and CI workers; embedded defaults need no services')
+  .addHelpText('after', [
+    `\nSettings (environment variable, flag):\n${describeSettings(SERVER_SETTINGS)}`,
+    `\nExecution (shared with \`forge worker\`):\n${describeSettings(EXECUTION_SETTINGS)}`,
+    `\nGitHub:\n${describeSettings(GITHUB_SETTINGS)}`,
+  ].join('\n'));
+addSettingOptions(server, { ...SERVER_SETTINGS, ...EXECUTION_SETTINGS, ...GITHUB_SETTINGS });
+server.action(async (flags: Record<string, unknown>) => {
+  const settings = parsedOrExit('server', () => parseServerSettings(flags));
+  // Loaded only here, so client commands start without the server's dependencies.
+  const { startServer } = await import('./server.ts');
+  let running;
+  try {
+    running = await startServer(settings);
   } catch (error) {
     if (error instanceof SettingsError) {
       console.error(`forge server: ${error.message}`);
@@ -28,11 +71,11 @@ server.action(async (flags: Record<string, string>) => {
     }
     throw error;
   }
-  // Loaded only here, so client commands start without the server's dependencies.
-  const { startServer } = await import('./server.ts');
-  const running = await startServer(settings);
   const store = settings.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${settings.dataDir}`;
-  console.log(`Forge ${VERSION} is serving ${running.url}  (store: ${store}; events: ${settings.natsUrl ? 'NATS' : 'in-process'})`);
+  const queue = settings.natsUrl ? 'NATS JetStream' : 'in-process';
+  const objects = settings.execution.s3 ? `S3 ${settings.execution.s3.endpoint}/${settings.execution.s3.bucket}` : `files in ${settings.dataDir}/objects`;
+  console.log(`Forge ${VERSION} is serving ${running.url}  (store: ${store}; jobs and events: ${queue}; logs: ${objects})`);
+  console.log(`  workers in this process: ${running.workers ? running.workers.types.join(', ') : 'none (run `forge worker`)'}; repositories from ${settings.execution.gitUrlTemplate}`);
   console.log(`  API docs: ${running.url}/v1/openapi.json   health: ${running.url}/readyz   metrics: ${running.url}/metrics`);
   if (running.devIssuer) {
     console.log('');
@@ -42,15 +85,36 @@ server.action(async (flags: Record<string, string>) => {
   } else if (settings.oidc) {
     console.log(`  Identity: OIDC issuer ${settings.oidc.issuer} (audience ${settings.oidc.audience})`);
   }
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await running.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  onSignals(() => running.close());
+  if (running.exampleRun) {
+    const { id, created } = running.exampleRun;
+    console.log('');
+    console.log(`  Example: ${created ? 'started' : 'found'} run ${id} of examples/monorepo (repository forge-examples/monorepo in ${settings.dataDir}/git)`);
+    console.log(`  Watch it:      npx forge runs watch ${id}   (with FORGE_TOKEN set as above)`);
+    const { followRun } = await import('./server.ts');
+    void followRun(running, id, (line) => console.log(`  [example] ${line}`));
+  }
+});
+
+const worker = program.command('worker').description('take jobs from NATS JetStream and run them: discovery, ci (several types per process allowed)')
+  .addHelpText('after', [
+    `\nSettings (environment variable, flag):\n${describeSettings(WORKER_SETTINGS)}`,
+    `\nExecution (shared with \`forge server\`):\n${describeSettings(EXECUTION_SETTINGS)}`,
+    '\nExample: NATS_URL=nats://127.0.0.1:4222 FORGE_URL=https://forge.example FORGE_WORKER_TOKEN=... forge worker --type discovery --type ci',
+  ].join('\n'));
+addSettingOptions(worker, { ...WORKER_SETTINGS, ...EXECUTION_SETTINGS });
+worker.action(async (flags: Record<string, unknown>) => {
+  const settings = parsedOrExit('worker', () => parseWorkerSettings(flags));
+  const { startWorkerProcess } = await import('./worker.ts');
+  let running;
+  try {
+    running = await startWorkerProcess(settings);
+  } catch (error) {
+    console.error(`forge worker: ${(error as Error).message}`);
+    process.exit(error instanceof SettingsError ? 2 : 1);
+  }
+  console.log(`forge worker ${VERSION}: ${settings.types.join(', ')} jobs from ${settings.execution.natsUrl}, ${settings.execution.workerConcurrency} at a time per type; reporting to ${settings.url}`);
+  onSignals(() => running.close());
 });
 
 program.command('dev-token').description('print a token from the embedded dev issuer (development only)')

@@ -3,7 +3,17 @@
  * default), wires the engine, the outbox relay and the HTTP app, and tears them down in order.
  */
 import type { FastifyInstance } from 'fastify';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { buildApp } from '../api/app.ts';
+import { devIssuerSigner } from '../auth/github-oidc.ts';
+import { startDispatcher, type Dispatcher } from '../engine/dispatcher.ts';
+import { createGitHubNotifier, notifyPhaseProgress, type GitHubNotifierOptions } from '../engine/github.ts';
+import { createRun, getRunTree } from '../engine/runs.ts';
+import { isRunTerminal } from '../domain/statuses.ts';
+import { createGitHubClient } from '../gitops/github.client.ts';
+import { seedRepository } from '../worker/git-workspace.ts';
+import { jobQueueFactory, openExecutionObjects, serverWorkerCacheDir, startWorkerPool, workerTokenSource, type RunningWorkers } from './execution.ts';
 import { openDevIssuer, type DevIssuer } from '../auth/dev-issuer.ts';
 import { createOidcVerifier } from '../auth/oidc.verifier.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
@@ -27,8 +37,16 @@ export interface RunningServer {
   bus: EventBus;
   relay: EventRelay;
   devIssuer: DevIssuer | undefined;
+  dispatcher: Dispatcher;
+  workers: RunningWorkers | undefined;
+  /** The example pipeline's run, when started with `example`. */
+  exampleRun: { id: string; created: boolean } | undefined;
   close(): Promise<void>;
 }
+
+/** The repository `npm start` serves from the data dir, and the example it is seeded from. */
+export const EXAMPLE_REPOSITORY = 'forge-examples/monorepo';
+const EXAMPLE_SOURCE = fileURLToPath(new URL('../../examples/monorepo', import.meta.url));
 
 export async function startServer(settings: ServerSettings, options: { store?: Store; listen?: boolean } = {}): Promise<RunningServer> {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -55,27 +73,120 @@ export async function startServer(settings: ServerSettings, options: { store?: S
     const gitops = await createGitGitOps({ url: settings.gitopsUrl, dataDir: settings.dataDir });
     cleanups.push(() => gitops.close());
 
+    const { execution } = settings;
+    const objects = await openExecutionObjects(execution, settings.dataDir);
+    cleanups.push(() => objects.close());
+    const openQueue = jobQueueFactory(execution, objects);
+
     const relayRef: { relay?: EventRelay } = {};
+    const dispatcherRef: { dispatcher?: Dispatcher } = {};
     const ctx: EngineContext = {
       store, clock: systemClock, eventsWritten: () => relayRef.relay?.nudge(),
       environments: settings.environments, approvalTtlMs: settings.approvalTtlMs,
-      releaseRegistry: settings.releaseRegistry, gitops, runTimeoutMs: 24 * 3600_000, runChanged: () => undefined,
+      releaseRegistry: settings.releaseRegistry, gitops, runTimeoutMs: settings.runTimeoutMs,
+      runChanged: (id) => dispatcherRef.dispatcher?.nudge(id), objects,
     };
-    const app = await buildApp({ ctx, verifier, bus, rateLimits: settings.rateLimits, logLevel: settings.logLevel, version: VERSION });
+    const app = await buildApp({
+      ctx, verifier, bus, rateLimits: settings.rateLimits, logLevel: settings.logLevel, version: VERSION,
+      github: {
+        webhookSecret: settings.github.webhookSecret, registeredRepositories: settings.github.repositories,
+        signPlatformToken: devIssuer ? devIssuerSigner(devIssuer) : undefined,
+        oidc: { issuer: settings.github.oidcIssuer, jwksUrl: settings.github.oidcJwksUrl, audience: settings.github.oidcAudience, maxTtlSeconds: settings.github.tokenTtlSeconds },
+      },
+    });
+    cleanups.push(() => app.close());
+
+    const { github } = settings;
+    const githubClient = github.token ? createGitHubClient({ token: github.token, ...(github.apiUrl ? { baseUrl: github.apiUrl } : {}) }) : undefined;
+    const notifierOptions: GitHubNotifierOptions = { publicUrl: settings.publicUrl, log: (message, error) => app.log.warn({ err: error }, message) };
+    if (githubClient) {
+      const notifier = createGitHubNotifier(ctx, githubClient, notifierOptions);
+      const unsubscribe = bus.subscribe((event) => void notifier.onEvent(event));
+      cleanups.push(async () => unsubscribe());
+    }
+
     const relay = startEventRelay(store, publisher, { onError: (error) => app.log.warn({ err: error }, 'event relay pass failed; retrying') });
     relayRef.relay = relay;
     cleanups.push(() => relay.stop());
-    cleanups.push(() => app.close());
+
+    const dispatcherQueue = await openQueue('forge-dispatcher');
+    cleanups.push(() => dispatcherQueue.close());
+    const dispatcher = await startDispatcher(ctx, {
+      queue: dispatcherQueue, objects,
+      log: (message, error) => app.log.warn({ err: error }, message),
+      ...(githubClient ? { onGroupDispatched: (run, phases) => void notifyPhaseProgress(githubClient, run, phases, notifierOptions) } : {}),
+    });
+    dispatcherRef.dispatcher = dispatcher;
+    cleanups.push(() => dispatcher.stop());
 
     let url = settings.publicUrl;
+    let apiUrl = settings.publicUrl;
     if (options.listen !== false) {
       await app.listen({ host: settings.host, port: settings.port });
       const address = app.server.address();
-      if (address && typeof address === 'object' && settings.port === 0) url = url.replace(/:0$/, `:${address.port}`);
+      if (address && typeof address === 'object') {
+        if (settings.port === 0) url = url.replace(/:0$/, `:${address.port}`);
+        // In-process workers talk to this very process, whatever address users reach it at.
+        const host = address.family === 'IPv6' ? `[${address.address === '::' ? '::1' : address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+        apiUrl = `http://${host}:${address.port}`;
+      }
     }
-    return { app, url, store, ctx, bus, relay, devIssuer, close: closeAll };
+
+    let workers: RunningWorkers | undefined;
+    if (settings.inProcessWorkers.length > 0 && options.listen !== false) {
+      const workerQueue = await openQueue('forge-server-workers');
+      cleanups.push(() => workerQueue.close());
+      workers = await startWorkerPool({
+        execution, types: settings.inProcessWorkers, apiUrl, token: workerTokenSource(execution, devIssuer),
+        cacheDir: serverWorkerCacheDir(settings.dataDir), objects, queue: workerQueue,
+      });
+      // Stopped before the dispatcher and the app: cleanups run in reverse.
+      cleanups.push(() => workers!.stop());
+    }
+
+    let exampleRun: RunningServer['exampleRun'];
+    if (settings.example) {
+      const { commitSha } = await seedRepository({
+        bareDir: join(settings.dataDir, 'git', `${EXAMPLE_REPOSITORY}.git`), sourceDir: EXAMPLE_SOURCE, message: 'Forge example monorepo',
+      });
+      const { run, created } = await createRun(ctx, {
+        repository: EXAMPLE_REPOSITORY, branch: 'main', commit_sha: commitSha, trigger_type: 'push', triggered_by: 'forge-example',
+      }, { actor: 'forge-example', mayActForOthers: true });
+      exampleRun = { id: run.id, created };
+    }
+    return { app, url, store, ctx, bus, relay, devIssuer, dispatcher, workers, exampleRun, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;
+  }
+}
+
+/**
+ * Prints a run's progress as lines (task started/finished, run finished) until it ends; what
+ * `npm start` shows of the example pipeline. Stops quietly when the server closes.
+ */
+export async function followRun(running: RunningServer, runId: string, print: (line: string) => void, intervalMs = 500): Promise<void> {
+  const seen = new Map<string, string>();
+  for (;;) {
+    let tree;
+    try {
+      tree = await getRunTree(running.ctx, runId);
+    } catch {
+      return;
+    }
+    for (const phase of tree.phases) {
+      for (const task of phase.tasks) {
+        const key = `${phase.phase_name}/${task.project_name}`;
+        if (seen.get(key) === task.status || task.status === 'pending') continue;
+        seen.set(key, task.status);
+        print(`${key}: ${task.status}${task.error ? ` (${task.error})` : ''}`);
+      }
+    }
+    if (isRunTerminal(tree.status)) {
+      const seconds = tree.completed_at ? Math.round((tree.completed_at.getTime() - tree.started_at.getTime()) / 100) / 10 : undefined;
+      print(`run ${tree.id}: ${tree.status}${seconds !== undefined ? ` in ${seconds}s` : ''}${tree.error_message ? ` (${tree.error_message})` : ''}`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

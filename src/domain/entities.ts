@@ -166,6 +166,7 @@ export interface ReleaseApproval {
 export const EVENT_TYPES = [
   'pipeline.run.created',
   'pipeline.run.completed',
+  'pipeline.run.retried',
   'release.created',
   'deployment.created',
 ] as const;
@@ -174,6 +175,8 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export interface EventData {
   'pipeline.run.created': { run_id: string; repository: string; commit_sha: string };
   'pipeline.run.completed': { run_id: string; status: RunStatus; duration_seconds: number };
+  /** Beyond the seed: POST /v1/runs/{id}/retry started attempt `attempt`, re-running `tasks` tasks. */
+  'pipeline.run.retried': { run_id: string; attempt: number; tasks: number; retried_by: string };
   'release.created': {
     release_id: string;
     repository: string;

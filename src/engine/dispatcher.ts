@@ -17,6 +17,7 @@ import { isExecutionTerminal, isRunTerminal } from '../domain/statuses.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import type { EngineContext } from './context.ts';
+import type { PhaseExecution, PipelineRun } from '../domain/entities.ts';
 import type { JobQueue, ObjectStore } from './ports.ts';
 import { completeRunIfDone, failRun, markDispatched, recordDiscovery, reportTaskStatus, type DiscoveryPlan, type PlannedStep } from './runs.ts';
 
@@ -27,6 +28,8 @@ export interface DispatcherOptions {
   sweepMs?: number;
   jobTimeoutsMs?: Partial<Record<JobType, number>>;
   log?: (message: string, error?: unknown) => void;
+  /** Called (never awaited, must not throw) when a phase group's tasks have been dispatched. */
+  onGroupDispatched?: (run: PipelineRun, phases: readonly PhaseExecution[]) => void;
 }
 
 export interface Dispatcher {
@@ -118,8 +121,10 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     if (!run) return;
     const now = ctx.clock.now();
     if (isRunTerminal(run.status)) {
-      if (!broadcast.has(runId) && run.status !== 'success') {
-        broadcast.add(runId);
+      // Once per attempt: a retried run that fails again cancels its new jobs too.
+      const key = `${runId}:${run.attempt}`;
+      if (!broadcast.has(key) && run.status !== 'success') {
+        broadcast.add(key);
         const reason = run.status === 'cancelled' ? (run.error_message ?? 'run cancelled') : 'another task failed (fail-fast)';
         await options.queue.broadcastCancel(runId, reason);
       }
@@ -176,6 +181,7 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
       marks.push({ id: task.id, at: now, deadline: new Date(now.getTime() + timeoutMs) });
     }));
     await markDispatched(ctx, runId, { tasks: marks });
+    options.onGroupDispatched?.(run, phases);
   }
 
   function nudge(runId: string): void {

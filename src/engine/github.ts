@@ -217,7 +217,7 @@ export function createGitHubNotifier(ctx: EngineContext, github: GitHubPort, opt
   return {
     async onEvent(event) {
       const { event_type: type } = event;
-      if (type !== 'pipeline.run.created' && type !== 'pipeline.run.completed') return;
+      if (type !== 'pipeline.run.created' && type !== 'pipeline.run.completed' && type !== 'pipeline.run.retried') return;
       const { run_id: runId } = event.data as { run_id: string };
       // Reading the run or claiming the comment can fail too (database away): same rule, log and go on.
       await swallow(options, `${type} of run ${runId}`, () => onRunEvent(runId, type === 'pipeline.run.completed'));

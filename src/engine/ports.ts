@@ -32,7 +32,7 @@ export interface RunFilter {
   offset: number;
 }
 
-export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name' | 'attempt' | 'discovery_dispatched_at' | 'deadline_at'>>;
+export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name' | 'attempt' | 'discovery_dispatched_at' | 'deadline_at' | 'pr_comment_posted_at'>>;
 export type ExecutionPatch = Partial<Pick<TaskExecution, 'status' | 'started_at' | 'completed_at' | 'error' | 'attempt' | 'dispatched_at' | 'deadline_at'>>;
 export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key' | 'attempt'>>;
 

@@ -240,6 +240,58 @@ export async function cancelRun(ctx: EngineContext, id: string, actor: string): 
   });
 }
 
+export interface RetryResult {
+  run: PipelineRun;
+  /** Tasks set to run again (0 when discovery itself runs again). */
+  retried: number;
+}
+
+/**
+ * Retry from failure (beyond the seed): a failed or cancelled run starts attempt N+1, in which only
+ * the tasks that did not succeed run again; successful tasks, their phases and their logs stay. A
+ * run whose discovery never finished runs discovery again. Jobs of the new attempt carry its number,
+ * so replies and reports of the old one are refused (fencing as for redelivery).
+ */
+export async function retryRun(ctx: EngineContext, id: string, actor: string): Promise<RetryResult> {
+  const result = await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(id));
+    const run = await tx.getRun(id);
+    if (!run) throw notFound('pipeline run', { id });
+    if (!isRunTerminal(run.status)) {
+      throw conflict(`run is ${run.status}; only a finished run that failed or was cancelled can be retried`, { status: run.status });
+    }
+    if (run.status === 'success') throw conflict('run succeeded; there is nothing to retry', { status: run.status });
+    const now = ctx.clock.now();
+    const attempt = run.attempt + 1;
+    let retried = 0;
+    if (run.discovery_output !== null) {
+      const phases = await tx.listPhases(id);
+      const tasks = await tx.listTasks(phases.map((p) => p.id));
+      const again = tasks.filter((t) => t.status !== 'success');
+      retried = again.length;
+      for (const task of again) {
+        await tx.updateTask(task.id, { status: 'pending', started_at: null, completed_at: null, error: null, dispatched_at: null, deadline_at: null });
+        await tx.updateStepsOfTask(task.id, { status: 'pending', started_at: null, completed_at: null, exit_code: null });
+      }
+      for (const phase of phases) {
+        // A phase no project takes part in stays skipped: it has nothing to run.
+        if (phase.status === 'success' || !again.some((t) => t.phase_execution_id === phase.id)) continue;
+        await tx.updatePhase(phase.id, { status: 'pending', started_at: null, completed_at: null });
+      }
+    }
+    const patch = {
+      status: 'pending' as const, attempt, completed_at: null, error_code: null, error_message: null,
+      discovery_dispatched_at: null, deadline_at: new Date(now.getTime() + ctx.runTimeoutMs), pr_comment_posted_at: null,
+    };
+    await tx.updateRun(id, patch);
+    await tx.insertEvents([envelope('pipeline.run.retried', { run_id: id, attempt, tasks: retried, retried_by: actor }, now)]);
+    return { run: { ...run, ...patch }, retried };
+  });
+  ctx.eventsWritten();
+  ctx.runChanged(id);
+  return result;
+}
+
 /**
  * Fails a run for a platform reason (discovery failed or timed out, the run's deadline passed):
  * running work is recorded failed with the reason, work that never started is skipped.
@@ -272,6 +324,14 @@ export async function markDispatched(ctx: EngineContext, runId: string, marks: {
   });
 }
 
+/**
+ * How long the watchdog gives a claimed task: its timeout plus a grace of a tenth (2 s to 60 s), so
+ * the worker, which enforces the timeout itself and says which step ran over, reports first.
+ */
+export function runningBudget(timeoutMs: number): number {
+  return timeoutMs + Math.min(60_000, Math.max(2_000, Math.round(timeoutMs / 10)));
+}
+
 export interface Claim {
   attempt: number;
   task: TaskExecution;
@@ -292,7 +352,11 @@ export async function claimTask(ctx: EngineContext, id: string): Promise<Claim> 
     if (isExecutionTerminal(task.status)) throw conflict(`task is already ${task.status}`, { id, status: task.status });
     const now = ctx.clock.now();
     const attempt = task.attempt + 1;
-    const patch = { status: 'running' as const, attempt, started_at: now, error: null };
+    // The job's time budget counts from now: waiting in the queue for a free worker is not running.
+    const deadline = task.deadline_at && task.dispatched_at
+      ? { deadline_at: new Date(now.getTime() + runningBudget(task.deadline_at.getTime() - task.dispatched_at.getTime())) }
+      : {};
+    const patch = { status: 'running' as const, attempt, started_at: now, error: null, ...deadline };
     await tx.updateTask(id, patch);
     await tx.updateStepsOfTask(id, { status: 'pending', started_at: null, completed_at: null, exit_code: null });
     await propagateTask(tx, run, task, 'running', now);
@@ -385,6 +449,13 @@ export interface StepReport {
   logs_s3_key?: string | null | undefined;
   /** The task attempt the worker runs (from its claim); older attempts are refused. */
   attempt?: number | undefined;
+  /** Why a failed step failed, when more than its exit code says (a timeout, could not start). */
+  error?: string | undefined;
+}
+
+function stepFailure(step: string, report: StepReport): string {
+  if (report.error) return `step ${step} failed: ${report.error}`;
+  return `step ${step} failed${report.exit_code != null ? ` with exit code ${report.exit_code}` : ''}`;
 }
 
 /** A step start starts its task; a step failure fails its task (and so the run). */
@@ -423,7 +494,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
         await tx.updateTask(task.id, {
           status: taskTo,
           started_at: task.started_at ?? now,
-          ...(taskTo === 'failed' ? { completed_at: now, error: `step ${current.step_name} failed${report.exit_code != null ? ` with exit code ${report.exit_code}` : ''}` } : {}),
+          ...(taskTo === 'failed' ? { completed_at: now, error: stepFailure(current.step_name, report) } : {}),
         });
         wroteEvents = await propagateTask(tx, run, task, taskTo, now);
       }

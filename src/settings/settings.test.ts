@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../lib/duration.ts';
-import { parseClientSettings, parseServerSettings } from './settings.ts';
+import { parseClientSettings, parseServerSettings, parseWorkerSettings } from './settings.ts';
 
 describe('server settings', () => {
   it('has embedded defaults', () => {
@@ -50,5 +50,55 @@ describe('server settings', () => {
 describe('durations', () => {
   it.each([['90s', 90_000], ['10m', 600_000], ['1h30m', 5_400_000], ['7d', 604_800_000], ['250', 250], ['1x', undefined], ['', undefined], ['m', undefined]])('%s → %s', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
+  });
+});
+
+describe('execution, GitHub and worker settings', () => {
+  it('has embedded execution defaults: in-process discovery and CI workers, GitHub repositories, files for objects', () => {
+    const s = parseServerSettings({}, {});
+    expect(s.inProcessWorkers).toEqual(['discovery', 'ci']);
+    expect(s.execution).toMatchObject({ natsNamespace: '', ackWaitMs: 30_000, s3: undefined, gitUrlTemplate: 'https://github.com/{repository}.git', gitCredentials: undefined, workerConcurrency: 4 });
+    expect(s.github).toMatchObject({ webhookSecret: undefined, token: undefined, repositories: [], tokenTtlSeconds: 3600 });
+    expect(s.example).toBe(false);
+    expect(s.runTimeoutMs).toBe(86_400_000);
+  });
+  it('serves repositories from the data dir for --example unless a template is set', () => {
+    const s = parseServerSettings({ example: true }, { FORGE_DATA_DIR: '/srv/forge' });
+    expect(s.execution.gitUrlTemplate).toBe('file:///srv/forge/git/{repository}.git');
+    const explicit = parseServerSettings({ example: true }, { FORGE_GIT_URL_TEMPLATE: 'https://git.example/{repository}.git' });
+    expect(explicit.execution.gitUrlTemplate).toBe('https://git.example/{repository}.git');
+  });
+  it('reads S3, git credentials, workers and GitHub settings', () => {
+    const s = parseServerSettings({}, {
+      FORGE_WORKERS: 'none', FORGE_S3_ENDPOINT: 'http://127.0.0.1:7480', FORGE_S3_ACCESS_KEY_ID: 'k', FORGE_S3_SECRET_ACCESS_KEY: 's',
+      FORGE_GIT_TOKEN: 't0ken', FORGE_ACK_WAIT: '10s', FORGE_NATS_NAMESPACE: 'staging.', FORGE_GITHUB_REPOSITORIES: 'acme/shop, acme/web',
+    });
+    expect(s.inProcessWorkers).toEqual([]);
+    expect(s.execution).toMatchObject({
+      s3: { endpoint: 'http://127.0.0.1:7480', bucket: 'forge', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's' },
+      gitCredentials: { username: 'x-access-token', token: 't0ken' }, ackWaitMs: 10_000, natsNamespace: 'staging.',
+    });
+    expect(s.github.repositories).toEqual(['acme/shop', 'acme/web']);
+  });
+  it.each([
+    [{ FORGE_WORKERS: 'ci,builder' }, /FORGE_WORKERS.*unknown worker type builder; types are discovery, ci, artifact, release/],
+    [{ FORGE_GIT_URL_TEMPLATE: 'https://github.com/acme.git' }, /FORGE_GIT_URL_TEMPLATE.*\{repository\}/],
+    [{ FORGE_GIT_URL_TEMPLATE: 'https://bot:secret@github.com/{repository}.git' }, /must not carry a password/],
+    [{ FORGE_S3_ENDPOINT: 'http://127.0.0.1:7480' }, /FORGE_S3_ENDPOINT.*FORGE_S3_ACCESS_KEY_ID/],
+    [{ FORGE_ACK_WAIT: 'forever' }, /FORGE_ACK_WAIT.*duration/],
+    [{ FORGE_WORKER_CONCURRENCY: '0' }, /FORGE_WORKER_CONCURRENCY.*1-256/],
+    [{ FORGE_NATS_NAMESPACE: 'a b' }, /FORGE_NATS_NAMESPACE/],
+    [{ FORGE_GITHUB_REPOSITORIES: 'not a repo' }, /FORGE_GITHUB_REPOSITORIES/],
+    [{ FORGE_EXAMPLE: 'maybe' }, /FORGE_EXAMPLE.*true or false/],
+    [{ FORGE_OIDC_TOKEN_URL: 'https://kc.example/token' }, /FORGE_WORKER_CLIENT_ID/],
+  ])('stops on a bad execution value, naming the setting: %j', (env, message) => {
+    expect(() => parseServerSettings({}, env)).toThrow(message);
+  });
+  it('a worker needs NATS and at least one type; flags may repeat --type', () => {
+    expect(() => parseWorkerSettings({}, { FORGE_WORKER_TYPES: 'ci' })).toThrow(/NATS_URL .* is required/);
+    expect(() => parseWorkerSettings({}, { NATS_URL: 'nats://127.0.0.1:4222' })).toThrow(/FORGE_WORKER_TYPES.*at least one worker type/);
+    const w = parseWorkerSettings({ type: ['discovery', 'ci', 'ci'] }, { NATS_URL: 'nats://127.0.0.1:4222', FORGE_DATA_DIR: '/srv/forge' });
+    expect(w).toMatchObject({ types: ['discovery', 'ci'], url: 'http://127.0.0.1:8080', dataDir: '/srv/forge', cacheDir: '/srv/forge/worker-cache' });
+    expect(w.execution.natsUrl).toBe('nats://127.0.0.1:4222');
   });
 });

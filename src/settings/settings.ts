@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../domain/policy.ts';
 import { NAME_RULES, isValidName } from '../domain/names.ts';
 import { RELEASE_TRIGGER_TYPES, type ReleaseTriggerType } from '../domain/statuses.ts';
+import { WORKER_TYPES, type WorkerType } from '../domain/jobs.ts';
 import { parseDuration } from '../lib/duration.ts';
 
 export class SettingsError extends Error {
@@ -40,6 +41,57 @@ export interface ServerSettings {
   gitopsUrl: string | undefined;
   logLevel: string;
   publicUrl: string;
+  execution: ExecutionSettings;
+  /** Worker types this process runs itself (none when workers run as `forge worker` elsewhere). */
+  inProcessWorkers: WorkerType[];
+  runTimeoutMs: number;
+  github: GitHubSettings;
+  /** Seed examples/monorepo into the data dir and run its pipeline at start (`npm start`). */
+  example: boolean;
+}
+
+/** What the dispatcher and every worker must agree on: queue, object store, repository access. */
+export interface ExecutionSettings {
+  natsUrl: string | undefined;
+  /** Prefix of every stream and subject (several Forges on one NATS; tests). */
+  natsNamespace: string;
+  ackWaitMs: number;
+  s3: S3ObjectSettings | undefined;
+  gitUrlTemplate: string;
+  gitCredentials: { username: string; token: string } | undefined;
+  workerConcurrency: number;
+  /** How workers authenticate to the internal endpoints; neither set = the dev issuer, if there is one. */
+  workerToken: string | undefined;
+  clientCredentials: { tokenUrl: string; clientId: string; clientSecret: string } | undefined;
+}
+
+export interface S3ObjectSettings {
+  endpoint: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  prefix: string | undefined;
+}
+
+export interface GitHubSettings {
+  webhookSecret: string | undefined;
+  token: string | undefined;
+  apiUrl: string | undefined;
+  oidcIssuer: string | undefined;
+  oidcJwksUrl: string | undefined;
+  oidcAudience: string | undefined;
+  repositories: string[];
+  tokenTtlSeconds: number;
+}
+
+export interface WorkerSettings {
+  url: string;
+  dataDir: string;
+  cacheDir: string;
+  types: WorkerType[];
+  execution: ExecutionSettings;
+  logLevel: string;
 }
 
 export interface ClientSettings {
@@ -48,6 +100,8 @@ export interface ClientSettings {
 }
 
 type Source = Record<string, string | undefined>;
+/** Parsed command-line flags: strings, `true` for a switch, arrays for a repeated flag. */
+type Flags = Record<string, unknown>;
 
 /** One setting: its environment variable and the flag that overrides it. */
 export interface SettingSpec {
@@ -73,6 +127,49 @@ export const SERVER_SETTINGS = {
   gitopsUrl: { env: 'FORGE_GITOPS_URL', flag: '--gitops-url', description: 'GitOps repository URL; unset = a bare repo in the data dir' },
   logLevel: { env: 'FORGE_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
   publicUrl: { env: 'FORGE_PUBLIC_URL', flag: '--public-url', description: 'URL users reach the server at (default http://host:port)' },
+  workers: { env: 'FORGE_WORKERS', flag: '--workers', description: `worker types to run inside the server: a comma list of ${WORKER_TYPES.join(', ')}, or "none" when \`forge worker\` processes take the jobs`, default: 'discovery,ci' },
+  runTimeout: { env: 'FORGE_RUN_TIMEOUT', flag: '--run-timeout', description: 'a run not finished by then is failed by the watchdog', default: '24h' },
+  example: { env: 'FORGE_EXAMPLE', flag: '--example', description: 'seed examples/monorepo into the data dir (as forge-examples/monorepo, served to workers from there) and run its pipeline at start; what `npm start` does' },
+} as const satisfies Record<string, SettingSpec>;
+
+/** Settings the server and every worker share: the queue, the object store, repository access. */
+export const EXECUTION_SETTINGS = {
+  natsNamespace: { env: 'FORGE_NATS_NAMESPACE', flag: '--nats-namespace', description: 'prefix of every job stream and subject, for several Forges on one NATS (letters, digits, - and _, ending in ".")' },
+  ackWait: { env: 'FORGE_ACK_WAIT', flag: '--ack-wait', description: 'a job not acked or heartbeated for this long is redelivered (max 3 deliveries)', default: '30s' },
+  s3Endpoint: { env: 'FORGE_S3_ENDPOINT', flag: '--s3-endpoint', description: 'S3 endpoint for logs and large job results; unset = files in <data dir>/objects' },
+  s3Bucket: { env: 'FORGE_S3_BUCKET', flag: '--s3-bucket', description: 'S3 bucket (with FORGE_S3_ENDPOINT)', default: 'forge' },
+  s3Region: { env: 'FORGE_S3_REGION', flag: '--s3-region', description: 'S3 region', default: 'us-east-1' },
+  s3AccessKeyId: { env: 'FORGE_S3_ACCESS_KEY_ID', flag: '--s3-access-key-id', description: 'S3 access key id' },
+  s3SecretAccessKey: { env: 'FORGE_S3_SECRET_ACCESS_KEY', flag: '--s3-secret-access-key', description: 'S3 secret access key' },
+  s3Prefix: { env: 'FORGE_S3_PREFIX', flag: '--s3-prefix', description: 'key prefix inside the bucket' },
+  gitUrlTemplate: { env: 'FORGE_GIT_URL_TEMPLATE', flag: '--git-url-template', description: 'clone URL of a run\'s repository; {repository} is owner/name (file:///srv/git/{repository}.git for local repositories)', default: 'https://github.com/{repository}.git' },
+  gitUsername: { env: 'FORGE_GIT_USERNAME', flag: '--git-username', description: 'user name sent with FORGE_GIT_TOKEN over https', default: 'x-access-token' },
+  gitToken: { env: 'FORGE_GIT_TOKEN', flag: '--git-token', description: 'token for https clones (never part of a run or a URL)' },
+  workerToken: { env: 'FORGE_WORKER_TOKEN', flag: '--worker-token', description: 'service-account bearer token workers report with; unset = client credentials, else the dev issuer key in the data dir' },
+  tokenUrl: { env: 'FORGE_OIDC_TOKEN_URL', flag: '--oidc-token-url', description: 'OIDC token endpoint for the workers\' client-credentials grant (Keycloak: <realm>/protocol/openid-connect/token)' },
+  clientId: { env: 'FORGE_WORKER_CLIENT_ID', flag: '--worker-client-id', description: 'service-account client id (client-credentials grant)' },
+  clientSecret: { env: 'FORGE_WORKER_CLIENT_SECRET', flag: '--worker-client-secret', description: 'service-account client secret' },
+  workerConcurrency: { env: 'FORGE_WORKER_CONCURRENCY', flag: '--worker-concurrency', description: 'jobs a worker runs at once, per worker type', default: '4' },
+} as const satisfies Record<string, SettingSpec>;
+
+export const GITHUB_SETTINGS = {
+  webhookSecret: { env: 'FORGE_GITHUB_WEBHOOK_SECRET', flag: '--github-webhook-secret', description: 'secret of the GitHub webhook (POST /v1/webhooks/github); unset = the webhook answers 503' },
+  token: { env: 'FORGE_GITHUB_TOKEN', flag: '--github-token', description: 'token for commit statuses and PR comments; unset = GitHub is not told' },
+  apiUrl: { env: 'FORGE_GITHUB_API_URL', flag: '--github-api-url', description: 'GitHub API URL (GitHub Enterprise)', default: 'https://api.github.com' },
+  oidcIssuer: { env: 'FORGE_GITHUB_OIDC_ISSUER', flag: '--github-oidc-issuer', description: 'issuer of GitHub Actions OIDC tokens for POST /v1/auth/github', default: 'https://token.actions.githubusercontent.com' },
+  oidcJwksUrl: { env: 'FORGE_GITHUB_OIDC_JWKS_URL', flag: '--github-oidc-jwks-url', description: 'JWKS of that issuer (default: from its discovery document)' },
+  oidcAudience: { env: 'FORGE_GITHUB_OIDC_AUDIENCE', flag: '--github-oidc-audience', description: 'audience the Actions token must carry', default: 'forge' },
+  repositories: { env: 'FORGE_GITHUB_REPOSITORIES', flag: '--github-repositories', description: 'comma list of owner/name whose Actions tokens may be exchanged for platform tokens' },
+  tokenTtl: { env: 'FORGE_GITHUB_TOKEN_TTL', flag: '--github-token-ttl', description: 'longest life of an exchanged platform token (never beyond the GitHub token)', default: '1h' },
+} as const satisfies Record<string, SettingSpec>;
+
+export const WORKER_SETTINGS = {
+  url: { env: 'FORGE_URL', flag: '--url', description: 'Forge API URL (status reports go to its internal endpoints)', default: 'http://127.0.0.1:8080' },
+  natsUrl: { env: 'NATS_URL', flag: '--nats-url', description: 'NATS JetStream URL the jobs come from (required: an embedded server runs its workers itself)' },
+  types: { env: 'FORGE_WORKER_TYPES', flag: '--type', description: `worker types, comma separated or the flag repeated: ${WORKER_TYPES.join(', ')}` },
+  dataDir: { env: 'FORGE_DATA_DIR', flag: '--data-dir', description: 'object files (when no S3) and the dev issuer key of an embedded server', default: '.forge-data' },
+  cacheDir: { env: 'FORGE_WORKER_CACHE_DIR', flag: '--cache-dir', description: 'git cache and job worktrees (default <data dir>/worker-cache)' },
+  logLevel: { env: 'FORGE_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
 } as const satisfies Record<string, SettingSpec>;
 
 export const CLIENT_SETTINGS = {
@@ -81,9 +178,11 @@ export const CLIENT_SETTINGS = {
 } as const satisfies Record<string, SettingSpec>;
 
 /** Flag values override environment values; both are strings until parsed here. */
-function lookup(spec: SettingSpec, flags: Source, env: Source): string | undefined {
+function lookup(spec: SettingSpec, flags: Flags, env: Source): string | undefined {
   const flagKey = spec.flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const value = flags[flagKey] ?? env[spec.env];
+  const flag: unknown = flags[flagKey];
+  // Commander gives `true` for a switch and an array for a repeated flag.
+  const value = flag === true ? 'true' : Array.isArray(flag) ? flag.join(',') : (typeof flag === 'string' ? flag : undefined) ?? env[spec.env];
   return value === undefined || value === '' ? spec.default : value;
 }
 
@@ -181,16 +280,105 @@ function parsePolicies(spec: SettingSpec, path: string | undefined): Environment
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function parseServerSettings(flags: Source = {}, env: Source = process.env): ServerSettings {
+function parseLogLevel(spec: SettingSpec, value: string): string {
+  if (!LOG_LEVELS.includes(value)) fail(spec, value, `must be one of ${LOG_LEVELS.join(', ')}`);
+  return value;
+}
+
+function parseBoolean(spec: SettingSpec, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const v = value.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  fail(spec, value, 'must be true or false');
+}
+
+function parseCount(spec: SettingSpec, value: string, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) fail(spec, value, `must be a whole number 1-${max}`);
+  return Number(value);
+}
+
+/** A comma list of worker types; `none` (when allowed) is the empty list. */
+export function parseWorkerTypes(spec: SettingSpec, value: string | undefined, allowNone: boolean): WorkerType[] {
+  const list = (value ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  if (allowNone && list.length === 1 && list[0] === 'none') return [];
+  if (list.length === 0) fail(spec, value ?? '', `name at least one worker type: ${WORKER_TYPES.join(', ')}${allowNone ? ', or "none"' : ''}`);
+  const unknown = list.filter((t) => !(WORKER_TYPES as readonly string[]).includes(t));
+  if (unknown.length > 0) fail(spec, value ?? '', `unknown worker type ${unknown.join(', ')}; types are ${WORKER_TYPES.join(', ')}${allowNone ? ', or "none"' : ''}`);
+  return [...new Set(list)] as WorkerType[];
+}
+
+function parseExecutionSettings(flags: Flags, env: Source, natsUrl: string | undefined, defaultTemplate?: string): ExecutionSettings {
+  const x = EXECUTION_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const namespace = get(x.natsNamespace) ?? '';
+  if (namespace !== '' && !/^[A-Za-z0-9_-]+\.$/.test(namespace)) fail(x.natsNamespace, namespace, 'must be letters, digits, - and _, ending in "." (e.g. "staging.")');
+  const explicit = lookup({ ...x.gitUrlTemplate, default: undefined } as SettingSpec, flags, env);
+  const template = explicit ?? defaultTemplate ?? (get(x.gitUrlTemplate) as string);
+  if (!template.includes('{repository}')) fail(x.gitUrlTemplate, template, 'must contain {repository} (e.g. https://github.com/{repository}.git)');
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(template)) fail(x.gitUrlTemplate, template, 'must not carry a password; set FORGE_GIT_TOKEN instead');
+  const endpoint = parseUrl(x.s3Endpoint, get(x.s3Endpoint), ['http:', 'https:']);
+  let s3: S3ObjectSettings | undefined;
+  if (endpoint !== undefined) {
+    const accessKeyId = get(x.s3AccessKeyId);
+    const secretAccessKey = get(x.s3SecretAccessKey);
+    if (!accessKeyId || !secretAccessKey) fail(x.s3Endpoint, endpoint, 'needs FORGE_S3_ACCESS_KEY_ID and FORGE_S3_SECRET_ACCESS_KEY too');
+    const bucket = get(x.s3Bucket) as string;
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) fail(x.s3Bucket, bucket, 'must be an S3 bucket name (3-63 of a-z, 0-9, . and -)');
+    s3 = { endpoint, bucket, region: get(x.s3Region) as string, accessKeyId, secretAccessKey, prefix: get(x.s3Prefix) };
+  }
+  const token = get(x.gitToken);
+  const tokenUrl = parseUrl(x.tokenUrl, get(x.tokenUrl), ['http:', 'https:']);
+  const clientId = get(x.clientId);
+  const clientSecret = get(x.clientSecret);
+  if (tokenUrl !== undefined && (!clientId || !clientSecret)) {
+    fail(x.tokenUrl, tokenUrl, 'needs FORGE_WORKER_CLIENT_ID and FORGE_WORKER_CLIENT_SECRET too');
+  }
+  return {
+    natsUrl,
+    natsNamespace: namespace,
+    ackWaitMs: parseDurationSetting(x.ackWait, get(x.ackWait) as string),
+    s3,
+    gitUrlTemplate: template,
+    gitCredentials: token ? { username: get(x.gitUsername) as string, token } : undefined,
+    workerConcurrency: parseCount(x.workerConcurrency, get(x.workerConcurrency) as string, 256),
+    workerToken: get(x.workerToken),
+    clientCredentials: tokenUrl && clientId && clientSecret ? { tokenUrl, clientId, clientSecret } : undefined,
+  };
+}
+
+function parseGitHubSettings(flags: Flags, env: Source): GitHubSettings {
+  const g = GITHUB_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const repositories = (get(g.repositories) ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+  for (const repository of repositories) {
+    if (!isValidName('repository', repository)) fail(g.repositories, repository, `each must be ${NAME_RULES.repository}`);
+  }
+  const ttlMs = parseDurationSetting(g.tokenTtl, get(g.tokenTtl) as string);
+  return {
+    webhookSecret: get(g.webhookSecret),
+    token: get(g.token),
+    apiUrl: parseUrl(g.apiUrl, get(g.apiUrl), ['https:', 'http:']),
+    oidcIssuer: parseUrl(g.oidcIssuer, get(g.oidcIssuer), ['https:', 'http:']),
+    oidcJwksUrl: parseUrl(g.oidcJwksUrl, get(g.oidcJwksUrl), ['https:', 'http:']),
+    oidcAudience: get(g.oidcAudience),
+    repositories,
+    tokenTtlSeconds: Math.max(1, Math.floor(ttlMs / 1000)),
+  };
+}
+
+export function parseServerSettings(flags: Flags = {}, env: Source = process.env): ServerSettings {
   const s = SERVER_SETTINGS;
   const get = (spec: SettingSpec) => lookup(spec, flags, env);
   const host = get(s.host) as string;
   const port = parsePort(s.port, get(s.port) as string);
   const issuer = parseUrl(s.oidcIssuer, get(s.oidcIssuer), ['https:', 'http:']);
   const audience = get(s.oidcAudience) as string;
-  const logLevel = get(s.logLevel) as string;
-  if (!LOG_LEVELS.includes(logLevel)) fail(s.logLevel, logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
+  const logLevel = parseLogLevel(s.logLevel, get(s.logLevel) as string);
+  const natsUrl = parseUrl(s.natsUrl, get(s.natsUrl), ['nats:', 'tls:', 'ws:', 'wss:']);
   const publicUrl = parseUrl(s.publicUrl, get(s.publicUrl), ['https:', 'http:']);
+  const example = parseBoolean(s.example, get(s.example));
+  const dataDir = resolve(get(s.dataDir) as string);
   const registry = get(s.releaseRegistry) as string;
   if (!/^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)*$/.test(registry)) {
     fail(s.releaseRegistry, registry, 'must be a registry host with an optional path, e.g. registry.example.com/releases');
@@ -198,9 +386,9 @@ export function parseServerSettings(flags: Source = {}, env: Source = process.en
   return {
     host,
     port,
-    dataDir: resolve(get(s.dataDir) as string),
+    dataDir,
     databaseUrl: parseUrl(s.databaseUrl, get(s.databaseUrl), ['postgres:', 'postgresql:']),
-    natsUrl: parseUrl(s.natsUrl, get(s.natsUrl), ['nats:', 'tls:', 'ws:', 'wss:']),
+    natsUrl,
     oidc: issuer === undefined ? undefined : { issuer, audience, clientId: get(s.oidcClientId) },
     approvalTtlMs: parseDurationSetting(s.approvalTtl, get(s.approvalTtl) as string),
     rateLimits: parseRateLimits(s.rateLimits, get(s.rateLimits) as string),
@@ -209,10 +397,35 @@ export function parseServerSettings(flags: Source = {}, env: Source = process.en
     gitopsUrl: get(s.gitopsUrl),
     logLevel,
     publicUrl: publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    execution: parseExecutionSettings(flags, env, natsUrl, example ? `file://${resolve(dataDir, 'git')}/{repository}.git` : undefined),
+    inProcessWorkers: parseWorkerTypes(s.workers, get(s.workers), true),
+    runTimeoutMs: parseDurationSetting(s.runTimeout, get(s.runTimeout) as string),
+    github: parseGitHubSettings(flags, env),
+    example,
   };
 }
 
-export function parseClientSettings(flags: Source = {}, env: Source = process.env): ClientSettings {
+export function parseWorkerSettings(flags: Flags = {}, env: Source = process.env): WorkerSettings {
+  const w = WORKER_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const natsUrl = parseUrl(w.natsUrl, get(w.natsUrl), ['nats:', 'tls:', 'ws:', 'wss:']);
+  if (natsUrl === undefined) {
+    throw new SettingsError(`setting ${w.natsUrl.env} (${w.natsUrl.flag}) is required: a worker takes its jobs from NATS JetStream (an embedded \`forge server\` runs its own workers in process; see FORGE_WORKERS)`);
+  }
+  const url = parseUrl(w.url, get(w.url), ['http:', 'https:']) as string;
+  const dataDir = resolve(get(w.dataDir) as string);
+  const cacheDir = get(w.cacheDir);
+  return {
+    url: url.replace(/\/+$/, ''),
+    dataDir,
+    cacheDir: cacheDir ? resolve(cacheDir) : resolve(dataDir, 'worker-cache'),
+    types: parseWorkerTypes(w.types, get(w.types), false),
+    execution: parseExecutionSettings(flags, env, natsUrl),
+    logLevel: parseLogLevel(w.logLevel, get(w.logLevel) as string),
+  };
+}
+
+export function parseClientSettings(flags: Flags = {}, env: Source = process.env): ClientSettings {
   const c = CLIENT_SETTINGS;
   const url = parseUrl(c.url, lookup(c.url, flags, env), ['http:', 'https:']) as string;
   return { url: url.replace(/\/+$/, ''), token: lookup(c.token, flags, env) };
@@ -231,7 +444,7 @@ export interface ConfigSettings {
   cacheDir: string | undefined;
 }
 
-export function parseConfigSettings(flags: Source = {}, env: Source = process.env): ConfigSettings {
+export function parseConfigSettings(flags: Flags = {}, env: Source = process.env): ConfigSettings {
   const value = lookup(CONFIG_SETTINGS.cacheDir, flags, env);
   if (value === 'off') return { cacheDir: undefined };
   if (value) return { cacheDir: resolve(value) };

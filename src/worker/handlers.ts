@@ -68,7 +68,7 @@ export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; o
         const log = new StepLog(deps.objects, key, deps.flushMs);
         const outcome = await runStep(step as Step, {
           cwd: join(workspace.dir, payload.project_path), baseEnv: cleanEnv(payload),
-          timeoutMs: Math.max(1, deadline - Date.now()), signal, onOutput: (chunk) => log.write(chunk),
+          timeoutMs: Math.max(1, deadline - Date.now()), timeoutReason: `timed out: phase ${payload.phase} allows ${formatDuration(payload.timeout_ms)}`, signal, onOutput: (chunk) => log.write(chunk),
         });
         const why = signal.aborted
           ? `--- step stopped: ${(signal.reason as Error | undefined)?.message ?? 'cancelled'}`
@@ -77,7 +77,7 @@ export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; o
             : undefined;
         await log.finish(why);
         if (signal.aborted) return { status: 'cancelled' };
-        await deps.api.reportStep(step.id, { status: outcome.status, exit_code: outcome.exitCode, attempt });
+        await deps.api.reportStep(step.id, { status: outcome.status, exit_code: outcome.exitCode, attempt, ...(outcome.error && !outcome.error.startsWith('exited with code') ? { error: outcome.error } : {}) });
         if (outcome.status === 'failed') return { status: 'failed', step: step.name, exit_code: outcome.exitCode };
       }
       await deps.api.reportTask(payload.task_id, { status: 'success', attempt });

@@ -10,7 +10,7 @@ import type { ReportedStatus } from '../domain/statuses.ts';
 
 export interface InternalApi {
   claimTask(taskId: string): Promise<{ attempt: number }>;
-  reportStep(stepId: string, body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string; attempt: number }): Promise<void>;
+  reportStep(stepId: string, body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string; attempt: number; error?: string }): Promise<void>;
   reportTask(taskId: string, body: { status: ReportedStatus; error?: string; attempt: number }): Promise<void>;
 }
 

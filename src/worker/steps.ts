@@ -36,6 +36,8 @@ export interface RunStepOptions {
   baseEnv?: Record<string, string | undefined>;
   /** A limit from the caller (e.g. the phase's timeout); the smaller of this and `step.timeout` applies. */
   timeoutMs?: number;
+  /** What the step is told when `timeoutMs` stops it (default "timed out after <timeoutMs>"). */
+  timeoutReason?: string;
   signal?: AbortSignal;
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
 }
@@ -77,21 +79,21 @@ export function formatDuration(ms: number): string {
   return text || '0ms';
 }
 
-type Limit = { ms: number; text: string } | undefined;
+type Limit = { ms: number; reason: string } | undefined;
 
 /** The limit that applies: the smaller of the step's and the caller's, or an error message. */
-function timeLimit(step: Step, timeoutMs: number | undefined): Limit | { error: string } {
-  const limits: { ms: number; text: string }[] = [];
+function timeLimit(step: Step, timeoutMs: number | undefined, timeoutReason: string | undefined): Limit | { error: string } {
+  const limits: { ms: number; reason: string }[] = [];
   if (step.timeout !== undefined) {
     const ms = parseDuration(step.timeout);
     if (ms === undefined || ms <= 0) {
       return { error: `step "${step.name}" has an invalid timeout "${step.timeout}"; write a positive duration such as "30s", "10m" or "1h30m"` };
     }
-    limits.push({ ms, text: step.timeout.trim() });
+    limits.push({ ms, reason: `timed out after ${step.timeout.trim()}` });
   }
   if (timeoutMs !== undefined) {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return { error: `invalid timeout ${timeoutMs} ms for step "${step.name}"; it must be a positive number` };
-    limits.push({ ms: timeoutMs, text: formatDuration(timeoutMs) });
+    limits.push({ ms: timeoutMs, reason: timeoutReason ?? `timed out after ${formatDuration(timeoutMs)}` });
   }
   // On a tie the step's own spelling ("10m") is kept: it comes first and sort is stable.
   return limits.sort((a, b) => a.ms - b.ms)[0];
@@ -109,7 +111,7 @@ export async function runStep(step: Step, options: RunStepOptions): Promise<Step
 
   if (options.signal?.aborted) return failed('cancelled');
   const env: Record<string, string | undefined> = { ...(options.baseEnv ?? process.env), ...options.env, ...step.env };
-  const limit = timeLimit(step, options.timeoutMs);
+  const limit = timeLimit(step, options.timeoutMs, options.timeoutReason);
   if (limit && 'error' in limit) return failed(limit.error);
   try {
     if (!statSync(options.cwd).isDirectory()) return failed(`working directory ${options.cwd} is not a directory`);
@@ -225,7 +227,7 @@ function execute(command: Command, env: Record<string, string | undefined>, limi
       else finish({ status: 'failed', exitCode: null, error: `killed by signal ${signal ?? 'unknown'}` });
     });
 
-    if (limit) limitTimer = setTimeout(() => stop(`timed out after ${limit.text}`), Math.min(limit.ms, MAX_TIMER_MS));
+    if (limit) limitTimer = setTimeout(() => stop(limit.reason), Math.min(limit.ms, MAX_TIMER_MS));
     options.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -5,7 +5,7 @@
  * 21, 24, 28.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +65,7 @@ for (const combo of combos) {
     const gitRoot = join(dir, 'git');
     const namespace = `p${randomUUID().slice(0, 8)}.`;
     let dev = '';
+    let objectsRoot = '';
 
     beforeAll(async () => {
       test = await combo.store.open();
@@ -72,7 +73,8 @@ for (const combo of combos) {
       await t.app.listen({ host: '127.0.0.1', port: 0 });
       const address = t.app.server.address();
       const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-      const objects = createFileObjectStore(join(dir, 'objects'));
+      objectsRoot = join(dir, 'objects');
+      const objects = createFileObjectStore(objectsRoot);
       const broker = new MemoryBroker({ ackWaitMs: 5000 });
       const open = () => (combo.queue === 'memory'
         ? Promise.resolve(createMemoryJobQueue(broker, { objects }))
@@ -201,6 +203,69 @@ for (const combo of combos) {
         log = await logOf(step.id);
       }
       expect(log.text).toBe('running\n--- step stopped: cancelled by alice\n');
+    });
+
+    it('POST /v1/runs/{id}/retry re-runs only what did not succeed, as attempt 2, keeping attempt 1\'s logs', async () => {
+      const marker = join(dir, `fixed-${randomUUID()}`);
+      const sha = await commit(gitRoot, 'acme/retry', {
+        '.forge/repo.cue': REPO_CUE,
+        'a/.forge/project.cue': project('a', { check: ['echo a-check'], test: ['echo a-test'] }),
+        'b/.forge/project.cue': project('b', { check: [`echo trying; sleep 2; test -f ${marker}`], test: ['echo b-test'] }),
+      });
+      const id = await createRun('acme/retry', sha);
+      const retry = () => t.app.inject({ method: 'POST', url: `/v1/runs/${id}/retry`, headers: { authorization: `Bearer ${dev}` } });
+      const first = await finished(id);
+      expect(first).toMatchObject({ status: 'failed', attempt: 1 });
+      const taskOf = (tree: RunTree, phase: string, project: string) =>
+        tree.phases.find((p) => p.phase_name === phase)!.tasks.find((task) => task.project_name === project)!;
+      expect(taskOf(first, 'check', 'a')).toMatchObject({ status: 'success', attempt: 1 });
+      expect(taskOf(first, 'check', 'b')).toMatchObject({ status: 'failed', attempt: 1, error: 'step s1 failed with exit code 1' });
+      const oldKey = taskOf(first, 'check', 'b').steps[0]!.logs_s3_key!;
+      expect(oldKey).toBe(`pipeline-runs/${id}/logs/check/b/s1.log`);
+
+      writeFileSync(marker, 'fixed');
+      const res = await retry();
+      expect(res.statusCode).toBe(202);
+      const body = res.json<{ attempt: number; status: string; phases: { name: string; status: string; tasks: { project_name: string; status: string }[] }[] }>();
+      expect(body).toMatchObject({ attempt: 2, status: 'pending' });
+      expect(body.phases.map((p) => [p.name, p.status])).toEqual([['check', 'pending'], ['test', 'pending'], ['publish', 'skipped']]);
+      expect(body.phases[0]!.tasks.map((task) => [task.project_name, task.status]).sort()).toEqual([['a', 'success'], ['b', 'pending']]);
+      // A second retry while the first runs is refused.
+      expect((await retry()).statusCode).toBe(409);
+
+      const second = await finished(id);
+      expect(second).toMatchObject({ status: 'success', attempt: 2, error_code: null });
+      const aCheck = taskOf(second, 'check', 'a');
+      expect(aCheck).toMatchObject({ status: 'success', attempt: 1 });
+      expect(aCheck.completed_at).toEqual(taskOf(first, 'check', 'a').completed_at);
+      expect(taskOf(second, 'check', 'b')).toMatchObject({ status: 'success', attempt: 2 });
+      const newKey = taskOf(second, 'check', 'b').steps[0]!.logs_s3_key!;
+      expect(newKey).toBe(`pipeline-runs/${id}/logs/check/b/s1.attempt-2.log`);
+      expect((await logOf(taskOf(second, 'check', 'b').steps[0]!.id)).text).toBe('trying\n');
+      expect(existsSync(join(objectsRoot, oldKey))).toBe(true);
+      for (const project of ['a', 'b']) expect(taskOf(second, 'test', project).status).toBe('success');
+
+      const again = await retry();
+      expect(again.statusCode).toBe(409);
+      expect(again.json<{ error: { code: string; message: string } }>().error.message).toMatch(/succeeded; there is nothing to retry/);
+      expect((await t.app.inject({ method: 'POST', url: `/v1/runs/${randomUUID()}/retry`, headers: { authorization: `Bearer ${dev}` } })).statusCode).toBe(404);
+    });
+
+    it('a phase timeout stops the step, keeps its log with the reason, and fails the run (behaviour 22)', async () => {
+      const sha = await commit(gitRoot, 'acme/slow', {
+        '.forge/repo.cue': REPO_CUE.replace('check: {group: 1}', 'check: {group: 1, timeout: "2s"}'),
+        'svc/.forge/project.cue': project('svc', { check: ['echo working; sleep 30'], test: ['echo never'] }),
+      });
+      const started = Date.now();
+      const tree = await finished(await createRun('acme/slow', sha));
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(tree.status).toBe('failed');
+      const [step] = steps(tree);
+      expect(step).toMatchObject({ status: 'failed', phase: 'check' });
+      expect(step!.task.error).toBe("step s1 failed: timed out: phase check allows 2s");
+      expect(tree.phases.map((p) => p.status)).toEqual(['failed', 'skipped', 'skipped']);
+      const log = await logOf(step!.id);
+      expect(log.text).toMatch(/^working\n--- step failed after [\dms]+: timed out: phase check allows 2s\n$/);
     });
 
     it('fails the run with the configuration problems when discovery finds invalid config', async () => {

@@ -1,0 +1,84 @@
+/**
+ * The execution side shared by `forge server` and `forge worker`: which job queue (NATS JetStream
+ * when NATS_URL is set, else the in-process broker), which object store, how workers reach git and
+ * authenticate to the internal endpoints. Both processes build these from the same settings, so a
+ * server and its workers cannot disagree about streams, buckets or ack wait.
+ */
+import { join } from 'node:path';
+import type { DevIssuer } from '../auth/dev-issuer.ts';
+import { clientCredentialsToken, devServiceToken, staticToken, type TokenSource } from '../auth/service-token.ts';
+import type { WorkerType } from '../domain/jobs.ts';
+import type { JobQueue, ObjectStore } from '../engine/ports.ts';
+import { MemoryBroker, createMemoryJobQueue } from '../queue/jobs.memory.ts';
+import { connectNatsJobs } from '../queue/jobs.nats.ts';
+import type { ExecutionSettings } from '../settings/settings.ts';
+import { SettingsError } from '../settings/settings.ts';
+import { openObjectStore } from '../store/object-store.ts';
+import { ensureBucket } from '../store/object-store.s3.ts';
+import { createGitWorkspaces } from '../worker/git-workspace.ts';
+import { httpInternalApi } from '../worker/internal-api.ts';
+import { startWorkers } from '../worker/worker.ts';
+
+export async function openExecutionObjects(execution: ExecutionSettings, dataDir: string): Promise<ObjectStore> {
+  if (!execution.s3) return openObjectStore({ dataDir });
+  const { prefix, ...s3 } = execution.s3;
+  const settings = { ...s3, ...(prefix ? { prefix } : {}) };
+  await ensureBucket(settings);
+  return openObjectStore({ dataDir, s3: settings });
+}
+
+/**
+ * Opens job-queue connections: each call is one connection (NATS) or one client of the process's
+ * broker (in-process), so the dispatcher and the workers of a process do not share a connection.
+ */
+export function jobQueueFactory(execution: ExecutionSettings, objects: ObjectStore): (name: string) => Promise<JobQueue> {
+  const timings = { ackWaitMs: execution.ackWaitMs };
+  if (execution.natsUrl) {
+    const url = execution.natsUrl;
+    return (name) => connectNatsJobs(url, { name, namespace: execution.natsNamespace, timings, objects });
+  }
+  const broker = new MemoryBroker(timings);
+  return () => Promise.resolve(createMemoryJobQueue(broker, { objects }));
+}
+
+/** The workers' service-account token: FORGE_WORKER_TOKEN, else client credentials, else the dev issuer. */
+export function workerTokenSource(execution: ExecutionSettings, devIssuer: DevIssuer | undefined): TokenSource {
+  if (execution.workerToken) return staticToken(execution.workerToken);
+  if (execution.clientCredentials) return clientCredentialsToken(execution.clientCredentials);
+  if (devIssuer) return devServiceToken(devIssuer);
+  throw new SettingsError('workers need a service-account token for the internal endpoints: set FORGE_WORKER_TOKEN, or FORGE_OIDC_TOKEN_URL with FORGE_WORKER_CLIENT_ID and FORGE_WORKER_CLIENT_SECRET (or run the server without FORGE_OIDC_ISSUER to use the dev issuer)');
+}
+
+export interface RunningWorkers {
+  types: WorkerType[];
+  stop(): Promise<void>;
+}
+
+export async function startWorkerPool(options: {
+  execution: ExecutionSettings;
+  types: WorkerType[];
+  apiUrl: string;
+  token: TokenSource;
+  cacheDir: string;
+  objects: ObjectStore;
+  queue: JobQueue;
+}): Promise<RunningWorkers> {
+  const { execution } = options;
+  const workspaces = createGitWorkspaces({
+    cacheDir: options.cacheDir,
+    urlTemplate: execution.gitUrlTemplate,
+    ...(execution.gitCredentials ? { credentials: execution.gitCredentials } : {}),
+  });
+  const workers = await startWorkers({
+    queue: options.queue,
+    objects: options.objects,
+    workspaces,
+    api: httpInternalApi({ baseUrl: options.apiUrl, token: options.token }),
+  }, options.types, execution.workerConcurrency);
+  return { types: options.types, stop: () => workers.stop() };
+}
+
+/** Where a server keeps the git cache of its in-process workers. */
+export function serverWorkerCacheDir(dataDir: string): string {
+  return join(dataDir, 'worker-cache');
+}

@@ -1,13 +1,18 @@
 /**
  * One contract for both job queues (in-process and NATS JetStream): routing by job type, msgID
  * dedupe, reply-before-ack, redelivery when a worker dies (at most 3 deliveries), heartbeats that
- * keep long jobs, retryable vs final errors, cancel broadcasts. Digest §8 behaviours 20, 21, 25.
+ * keep long jobs, retryable vs final errors, cancel broadcasts, replies over 1 MB by reference.
+ * Digest §8 behaviours 20, 21, 23, 25.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableError, invalid } from '../../src/domain/errors.ts';
-import type { JobMessage, JobReply, JobType, WorkerType } from '../../src/domain/jobs.ts';
-import type { Delivery, JobQueue } from '../../src/engine/ports.ts';
+import { MAX_INLINE_REPLY_BYTES, resultKey, type JobMessage, type JobReply, type JobType, type WorkerType } from '../../src/domain/jobs.ts';
+import type { Delivery, JobQueue, ObjectStore } from '../../src/engine/ports.ts';
+import { createFileObjectStore } from '../../src/store/object-store.files.ts';
 import { MemoryBroker, createMemoryJobQueue, type QueueTimings } from '../../src/queue/jobs.memory.ts';
 import { connectNatsJobs, deleteJobStreams } from '../../src/queue/jobs.nats.ts';
 import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
@@ -16,7 +21,7 @@ const TIMINGS: QueueTimings = { ackWaitMs: 1000, maxDeliver: 3, dedupeWindowMs: 
 
 interface Backend {
   /** A new connection to the same queue (as another process would have). */
-  connect(): Promise<JobQueue>;
+  connect(objects?: ObjectStore): Promise<JobQueue>;
   cleanup(): Promise<void>;
 }
 
@@ -25,7 +30,7 @@ const backends: { name: string; skip?: string; open(): Promise<Backend> }[] = [
     name: 'memory',
     async open() {
       const broker = new MemoryBroker(TIMINGS);
-      return { connect: async () => createMemoryJobQueue(broker), cleanup: async () => undefined };
+      return { connect: async (objects) => createMemoryJobQueue(broker, objects ? { objects } : {}), cleanup: async () => undefined };
     },
   },
   {
@@ -34,7 +39,7 @@ const backends: { name: string; skip?: string; open(): Promise<Backend> }[] = [
     async open() {
       const namespace = `t${randomUUID().slice(0, 8)}.`;
       return {
-        connect: () => connectNatsJobs(TEST_NATS_URL, { namespace, timings: TIMINGS }),
+        connect: (objects) => connectNatsJobs(TEST_NATS_URL, { namespace, timings: TIMINGS, ...(objects ? { objects } : {}) }),
         cleanup: () => deleteJobStreams(TEST_NATS_URL, namespace),
       };
     },
@@ -54,8 +59,8 @@ for (const backend of backends) {
   describe.skipIf(backend.skip !== undefined)(`job queue contract on ${backend.name}`, () => {
     let opened: Backend;
     const queues: JobQueue[] = [];
-    const connect = async () => {
-      const q = await opened.connect();
+    const connect = async (objects?: ObjectStore) => {
+      const q = await opened.connect(objects);
       queues.push(q);
       return q;
     };
@@ -129,6 +134,34 @@ for (const backend of backends) {
       await until(() => d.replies.length === 1, 10_000);
       expect(d.replies[0]).toMatchObject({ job_id: job.id, ok: true, delivery: 2, result: { deliveryCount: 2 } });
       await c.stop();
+    });
+
+    it('a reply over 1 MB goes to the object store and the reply carries only its key; smaller ones inline', async () => {
+      const root = mkdtempSync(join(tmpdir(), 'forge-results-'));
+      const objects = createFileObjectStore(root);
+      try {
+        const worker = await connect(objects);
+        const d = await dispatcher(await connect());
+        const c = await worker.consume('discovery', async (delivery) => ({ projects: 'x'.repeat((delivery.job.payload as { size: number }).size) }));
+        const big = d.job('discovery', { size: MAX_INLINE_REPLY_BYTES + 1000 });
+        const small = d.job('discovery', { size: 1000 });
+        const publisher = await connect();
+        await publisher.publish(big, big.id);
+        await publisher.publish(small, small.id);
+        await until(() => d.replies.length === 2, 10_000);
+        const bigReply = d.replies.find((r) => r.job_id === big.id)!;
+        expect(bigReply).toMatchObject({ ok: true, result_key: `pipeline-runs/${big.run_id}/results/discovery/${big.id}.json` });
+        expect(bigReply.result_key).toBe(resultKey(big.run_id, 'discovery', big.id));
+        expect(bigReply.result).toBeUndefined();
+        const stored = await objects.get(bigReply.result_key!);
+        expect((JSON.parse(stored!.body.toString('utf8')) as { projects: string }).projects).toHaveLength(MAX_INLINE_REPLY_BYTES + 1000);
+        const smallReply = d.replies.find((r) => r.job_id === small.id)!;
+        expect(smallReply.result_key).toBeUndefined();
+        expect((smallReply.result as { projects: string }).projects).toHaveLength(1000);
+        await c.stop();
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
     });
 
     it('heartbeats keep a job that runs longer than ack_wait from being redelivered', async () => {

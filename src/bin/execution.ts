@@ -4,6 +4,7 @@
  * authenticate to the internal endpoints. Both processes build these from the same settings, so a
  * server and its workers cannot disagree about streams, buckets or ack wait.
  */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DevIssuer } from '../auth/dev-issuer.ts';
 import { clientCredentialsToken, devServiceToken, staticToken, type TokenSource } from '../auth/service-token.ts';
@@ -64,6 +65,7 @@ export async function startWorkerPool(options: {
   queue: JobQueue;
 }): Promise<RunningWorkers> {
   const { execution } = options;
+  const unlock = lockCacheDir(options.cacheDir);
   const workspaces = createGitWorkspaces({
     cacheDir: options.cacheDir,
     urlTemplate: execution.gitUrlTemplate,
@@ -74,8 +76,50 @@ export async function startWorkerPool(options: {
     objects: options.objects,
     workspaces,
     api: httpInternalApi({ baseUrl: options.apiUrl, token: options.token }),
-  }, options.types, execution.workerConcurrency);
-  return { types: options.types, stop: () => workers.stop() };
+  }, options.types, execution.workerConcurrency).catch((error: unknown) => {
+    unlock();
+    throw error;
+  });
+  return {
+    types: options.types,
+    async stop() {
+      await workers.stop();
+      unlock();
+    },
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One worker process per git cache: the cache's locks are per process, so two processes writing one
+ * bare repository could corrupt it. A lock file with the owner's pid; one left by a dead process is
+ * taken over.
+ */
+export function lockCacheDir(cacheDir: string): () => void {
+  mkdirSync(cacheDir, { recursive: true });
+  const file = join(cacheDir, 'forge-worker.lock');
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => rmSync(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        throw new SettingsError(`the worker cache ${cacheDir} is in use by process ${owner}; give each worker process its own cache (FORGE_WORKER_CACHE_DIR / --cache-dir)`);
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new SettingsError(`cannot lock the worker cache ${cacheDir}`);
 }
 
 /** Where a server keeps the git cache of its in-process workers. */

@@ -36,6 +36,15 @@ export function integer(min: number, max: number): (value: string) => number {
   };
 }
 
+/** Seconds, fractions allowed (`0.5`), as milliseconds. */
+export function seconds(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+(?:\.\d+)?$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected seconds from ${min} to ${max} (e.g. 1 or 0.5)`);
+    return Math.round(n * 1000);
+  };
+}
+
 export const limit = integer(1, 500);
 export const offset = integer(0, 1_000_000_000);
 

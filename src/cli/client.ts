@@ -1,10 +1,13 @@
 /**
- * The Forge API client of the CLI: JSON over the global fetch with a bearer token. Every failure
- * becomes a CliError that already reads well (message, detail lines) and carries its exit code:
- * 1 the API answered with an error, 2 the command line is wrong, 3 the server could not be reached.
+ * The Forge API client of the CLI: JSON over the global fetch with a bearer token, and server-sent
+ * event streams. Every failure becomes a CliError that already reads well (message, detail lines)
+ * and carries its exit code: 1 the API answered with an error, 2 the command line is wrong, 3 the
+ * server could not be reached. Commands that wait for a run end with its outcome: 0 success,
+ * 1 failed, 4 cancelled (`runs watch`).
  */
+import { parseEventStream, type ServerSentEvent } from './sse.ts';
 
-export const EXIT = { api: 1, usage: 2, unreachable: 3 } as const;
+export const EXIT = { api: 1, usage: 2, unreachable: 3, runFailed: 1, runCancelled: 4 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 export class CliError extends Error {
@@ -32,10 +35,18 @@ export function isApiErrorBody(body: unknown): body is ApiErrorBody {
   return typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string';
 }
 
-export class ApiError extends CliError {
-  constructor(readonly status: number, readonly body: ApiErrorBody) {
+/** The server answered with an error status. */
+export class HttpError extends CliError {
+  constructor(readonly status: number, message: string, lines: string[] = []) {
+    super(EXIT.api, message, lines);
+  }
+}
+
+/** The server answered with an error in Forge's shape. */
+export class ApiError extends HttpError {
+  constructor(status: number, readonly body: ApiErrorBody) {
     const { code, message, details = {} } = body.error;
-    super(EXIT.api, `${message} (${code}, HTTP ${status})`, [...detailLines(details), ...hintsFor(code)]);
+    super(status, `${message} (${code}, HTTP ${status})`, [...detailLines(details), ...hintsFor(code)]);
   }
 
   get code(): string {
@@ -106,6 +117,15 @@ export function repoSegments(repository: string): [string, string] {
 
 const TIMEOUT_MS = 60_000;
 
+/**
+ * Worth asking again: the server could not be reached or did not answer in time, is overloaded
+ * (429) or failing (5xx, a proxy's 502/503/504 included). Anything else is an answer.
+ */
+export function isTransient(error: unknown): error is CliError {
+  if (error instanceof HttpError) return error.status === 429 || error.status >= 500;
+  return error instanceof CliError && error.exitCode === EXIT.unreachable;
+}
+
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
@@ -126,10 +146,7 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
-    const url = new URL(`${this.baseUrl}${path}`);
-    for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
-    }
+    const url = this.url(path, options.query);
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
@@ -142,31 +159,81 @@ export class ApiClient {
       throw this.unreachable(error);
     }
     const text = await response.text();
+    if (!response.ok) throw failure(method, url, response, text);
     let body: unknown;
     try {
       body = text === '' ? undefined : JSON.parse(text);
     } catch {
-      body = undefined;
+      throw new CliError(EXIT.api, `${method} ${path} answered HTTP ${response.status} with a body that is not JSON`, [snippet(text)]);
     }
-    if (response.ok) {
-      if (text !== '' && body === undefined) throw new CliError(EXIT.api, `${method} ${path} answered HTTP ${response.status} with a body that is not JSON`, [snippet(text)]);
-      return { status: response.status, body: body as T };
-    }
-    if (isApiErrorBody(body)) throw new ApiError(response.status, body);
-    // Not Forge's error shape: a proxy or another server answered.
-    throw new CliError(EXIT.api, `HTTP ${response.status} ${response.statusText} from ${method} ${url.href}`, text ? [snippet(text)] : []);
+    return { status: response.status, body: body as T };
   }
 
-  private unreachable(error: unknown): CliError {
+  /**
+   * GET a server-sent event stream. Only connecting is timed: the stream itself may stay quiet for
+   * as long as the server likes. Breaking out of the loop over the events closes the connection.
+   */
+  async stream(path: string, query?: RequestOptions['query']): Promise<AsyncGenerator<ServerSentEvent>> {
+    const url = this.url(path, query);
+    const abort = new AbortController();
+    const connectTimer = setTimeout(() => abort.abort(new DOMException('connect timeout', 'TimeoutError')), TIMEOUT_MS);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal: abort.signal });
+    } catch (error) {
+      throw this.unreachable(error);
+    } finally {
+      clearTimeout(connectTimer);
+    }
+    if (!response.ok) throw failure('GET', url, response, await response.text());
+    if (!response.body || !(response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+      abort.abort();
+      throw new CliError(EXIT.api, `GET ${path} answered HTTP ${response.status} without an event stream (content-type ${response.headers.get('content-type') ?? 'none'})`);
+    }
+    return this.events(response.body, abort);
+  }
+
+  private async *events(body: ReadableStream<Uint8Array>, abort: AbortController): AsyncGenerator<ServerSentEvent> {
+    try {
+      yield* parseEventStream(body);
+    } catch (error) {
+      // The connection broke mid-stream: as transient as a refused one.
+      throw this.unreachable(error, 'lost the connection to');
+    } finally {
+      abort.abort();
+    }
+  }
+
+  private url(path: string, query: RequestOptions['query'] = {}): URL {
+    const url = new URL(`${this.baseUrl}${path}`);
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    return url;
+  }
+
+  private unreachable(error: unknown, what = 'cannot reach'): CliError {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const reason = (error as Error).name === 'TimeoutError'
       ? `no answer within ${TIMEOUT_MS / 1000}s`
       : cause?.code ?? cause?.message ?? (error as Error).message;
-    return new CliError(EXIT.unreachable, `cannot reach the Forge API at ${this.baseUrl} (${reason})`, [
+    return new CliError(EXIT.unreachable, `${what} the Forge API at ${this.baseUrl} (${reason})`, [
       'is the server running? start one with `npm start` (or `npx forge server`)',
       'or point the CLI at another server with FORGE_URL or --url',
     ], { cause: error });
   }
+}
+
+/** An error answer: Forge's error body, or (a proxy or another server answered) the status line. */
+function failure(method: string, url: URL, response: Response, text: string): HttpError {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (isApiErrorBody(body)) return new ApiError(response.status, body);
+  return new HttpError(response.status, `HTTP ${response.status} ${response.statusText} from ${method} ${url.href}`, text ? [snippet(text)] : []);
 }
 
 function snippet(text: string): string {

@@ -1,44 +1,43 @@
-/** `forge runs create | get | list | cancel`: pipeline runs. */
+/** `forge runs create | get | list | cancel | watch | retry`: pipeline runs. */
 import { type Command, Option } from 'commander';
-import { isRunTerminal, RUN_STATUSES, TRIGGER_TYPES, type RunStatus, type TriggerType } from '../domain/statuses.ts';
+import { RUN_STATUSES, TRIGGER_TYPES, type RunStatus, type TriggerType } from '../domain/statuses.ts';
 import * as args from './args.ts';
-import { apiPath } from './client.ts';
-import { duration, fields, iso, pageFooter, shortSha, status, table, treeRows, type Style } from './output.ts';
-import { clientCommand, group } from './session.ts';
+import { apiPath, EXIT } from './client.ts';
+import { duration, iso, pageFooter, shortSha, status, table, type Style } from './output.ts';
+import { plural, renderRun } from './run-view.ts';
+import { watchExitCode, watchRun } from './run-watch.ts';
+import { clientCommand, group, type Session } from './session.ts';
 import type { CreatedRunJson, Paged, RunJson, RunTreeJson } from './wire.ts';
 
-export function renderRun(run: RunTreeJson, style: Style): string[] {
-  const lines = [
-    `run ${run.id}  ${style.paint(status(run.status))}`,
-    ...fields([
-      ['repository', run.repository],
-      ['branch', run.branch],
-      ['commit', run.commit_sha],
-      ['trigger', `${run.trigger_type} by ${run.triggered_by}`],
-      ['started', iso(run.started_at)],
-      ['completed', iso(run.completed_at)],
-      ['duration', duration(run.started_at, run.completed_at)],
-      ...(run.error_code ? [['error', `${run.error_code}: ${run.error_message ?? ''}`] as [string, string]] : []),
-    ], style),
-    '',
-  ];
-  if (run.phases.length === 0) {
-    lines.push(isRunTerminal(run.status) ? 'no phases' : 'no phases yet: discovery has not run');
-    return lines;
-  }
-  const phases = [...run.phases].sort((a, b) => a.group_number - b.group_number);
-  const rows = treeRows(phases.map((phase) => ({
-    cells: [`${phase.name} (group ${phase.group_number})`, status(phase.status), '', duration(phase.started_at, phase.completed_at), ''],
-    children: phase.tasks.map((task) => ({
-      cells: [task.project_name, status(task.status), '', duration(task.started_at, task.completed_at), task.error ?? ''],
-      children: task.steps.map((step) => ({
-        cells: [step.step_name, status(step.status), step.exit_code, duration(step.started_at, step.completed_at), `${step.action} ${step.target}`.trim()],
-        children: [],
-      })),
-    })),
-  })));
-  lines.push(...table(['PHASE / TASK / STEP', 'STATUS', 'EXIT', 'DURATION', 'DETAIL'], rows, style));
-  return lines;
+const WATCH_HELP = `
+While it watches:
+  on a terminal    the phase → task → step tree with statuses and durations and a progress line
+                   (running · group 2/3 · 5/12 tasks done · 1 failed · 00:42), redrawn in place
+  otherwise (CI)   one line per status change ([00:42] test/api/unit failed (exit 2, 3s)), then the
+                   final tree and progress line
+  --json           newline-delimited JSON: the run tree (as \`runs get --json\`, on one line) each
+                   time it changes; the last line is the final tree (\`| tail -n 1\`)
+Network errors and HTTP 429/5xx answers are retried (a notice on stderr, or in the frame on a
+terminal) for up to 5 minutes without an answer. Ctrl-C stops watching; the run goes on.
+
+Exit status: 0 the run succeeded, ${EXIT.runFailed} it failed, ${EXIT.runCancelled} it was cancelled; as every command,
+${EXIT.api} for an API error (e.g. no such run), ${EXIT.usage} for a bad command line, ${EXIT.unreachable} when the server stays unreachable.`;
+
+interface WatchFlags {
+  interval: number;
+}
+
+const watchOptions = (c: Command) => c
+  .addOption(new Option('--interval <seconds>', 'how often to look, in seconds (0.1 to 60)').argParser(args.seconds(0.1, 60)).default(1000, '1'))
+  .addHelpText('after', WATCH_HELP);
+
+/** Watches to the end and sets the exit status from the run's outcome. */
+async function watchToEnd(session: Session, id: string, o: WatchFlags, first?: RunTreeJson): Promise<void> {
+  const mode = session.json ? 'json' : session.stdout.isTTY ? 'tty' : 'lines';
+  const run = await watchRun(session.api, id, {
+    mode, intervalMs: o.interval, style: session.style, screen: session.stdout, warn: session.warn, ...(first ? { first } : {}),
+  });
+  process.exitCode = watchExitCode(run.status);
 }
 
 export function renderRunList(page: Paged<'runs', RunJson>, style: Style): string[] {
@@ -53,7 +52,7 @@ export function renderRunList(page: Paged<'runs', RunJson>, style: Style): strin
 }
 
 export function registerRunCommands(program: Command): void {
-  const runs = group(program, 'runs', 'pipeline runs: create, inspect, list, cancel');
+  const runs = group(program, 'runs', 'pipeline runs: create, inspect, list, cancel, watch, retry');
 
   clientCommand<{ repository: string; branch: string; commit: string; triggerType: TriggerType; triggeredBy?: string }>(
     runs, 'create', 'start a pipeline run for a commit (idempotent: one run per repository + commit)',
@@ -70,6 +69,29 @@ export function registerRunCommands(program: Command): void {
       });
       if (session.json) return session.printJson(body);
       session.print(http === 201 ? `created run ${body.id} (${body.status})` : `run ${body.id} already exists for this commit (${body.status})`);
+    },
+  );
+
+  clientCommand<WatchFlags>(
+    runs, 'watch', 'follow a run until it ends; exit 0 success, 1 failed, 4 cancelled',
+    (c) => watchOptions(c.argument('<id>', 'run id', args.uuid)),
+    (session, [id = ''], o) => watchToEnd(session, id, o),
+  );
+
+  clientCommand<WatchFlags & { watch?: boolean }>(
+    runs, 'retry', 'run the failed and cancelled tasks of a finished run again, as its next attempt',
+    (c) => watchOptions(c
+      .argument('<id>', 'run id', args.uuid)
+      .option('--watch', 'then follow the run as `runs watch` does, and exit as it does (with --json: only the watch\'s snapshots)')),
+    async (session, [id = ''], o) => {
+      const { body } = await session.api.post<RunTreeJson>(apiPath('runs', id, 'retry'), {});
+      if (session.json && !o.watch) return session.printJson(body);
+      if (!session.json) {
+        // The tasks the retry set going again: the ones not finished in its answer.
+        const again = body.phases.flatMap((p) => p.tasks).filter((task) => task.status === 'pending' || task.status === 'running').length;
+        session.print(`run ${body.id} attempt ${body.attempt ?? '?'}: retrying ${plural(again, 'task')}`);
+      }
+      if (o.watch) await watchToEnd(session, id, o, body);
     },
   );
 

@@ -21,6 +21,10 @@ export interface Session {
   json: boolean;
   print(lines: string | string[]): void;
   printJson(value: unknown): void;
+  /** Raw output (log text, redraws in place); a TTY tells by `isTTY`. */
+  stdout: NodeJS.WriteStream;
+  /** `forge: …` on stderr: news that is not the command's output (retries, hints). */
+  warn(message: string): void;
 }
 
 export function openSession(flags: GlobalFlags, env: Record<string, string | undefined> = process.env): Session {
@@ -41,6 +45,8 @@ export function openSession(flags: GlobalFlags, env: Record<string, string | und
     json: flags.json === true,
     print: (lines) => write(`${(Array.isArray(lines) ? lines : [lines]).join('\n')}\n`),
     printJson: (value) => write(`${JSON.stringify(value ?? null, null, 2)}\n`),
+    stdout: process.stdout,
+    warn: (message) => process.stderr.write(`forge: ${message}\n`),
   };
 }
 

@@ -21,6 +21,20 @@ export interface RunTreeJson extends RunJson {
   phases: (Json<PhaseExecution> & { name: string; tasks: (Json<TaskExecution> & { steps: Json<StepExecution>[] })[] })[];
 }
 
+/**
+ * GET /v1/steps/{id}/logs: one byte range of a step log, as engine/logs.ts LogRange (which the CLI
+ * may not import): `size` is what has been written so far, `complete` that nothing more will come.
+ */
+export interface LogRangeJson {
+  step_id: string;
+  key: string | null;
+  offset: number;
+  next_offset: number;
+  size: number;
+  complete: boolean;
+  text: string;
+}
+
 export interface CreatedRunJson {
   id: string;
   status: RunStatus;

@@ -1,5 +1,5 @@
 /** A real Forge server (embedded defaults, temp data dir) and the `forge` CLI run as a child process. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,60 @@ export async function forge(args: string[], env: Record<string, string>): Promis
   }
 }
 
+export interface RunningCli {
+  /** What it has printed so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once stdout (or stderr) matches; fails after `timeoutMs` with what was printed. */
+  waitFor(pattern: RegExp, stream?: 'stdout' | 'stderr', timeoutMs?: number): Promise<void>;
+  /** Resolves when it exits. */
+  done: Promise<CliResult>;
+}
+
+/** `forge …` started and left running, for commands that wait (watch, follow). */
+export function startForge(args: string[], env: Record<string, string>): RunningCli {
+  const child = spawn(process.execPath, ['bin/forge.mjs', ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  const waiters = new Set<() => void>();
+  const collect = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+    out[stream] += chunk.toString('utf8');
+    for (const check of waiters) check();
+  };
+  child.stdout.on('data', collect('stdout'));
+  child.stderr.on('data', collect('stderr'));
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      for (const check of waiters) check();
+      resolve({ code: code ?? -1, stdout: out.stdout, stderr: out.stderr });
+    });
+  });
+  return {
+    stdout: () => out.stdout,
+    stderr: () => out.stderr,
+    done,
+    waitFor: (pattern, stream = 'stdout', timeoutMs = 15_000) => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no ${pattern} on ${stream} within ${timeoutMs} ms; stdout:\n${out.stdout}\nstderr:\n${out.stderr}`));
+      }, timeoutMs);
+      const check = () => {
+        if (pattern.test(out[stream])) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        } else if (child.exitCode !== null) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          reject(new Error(`forge exited ${child.exitCode} before ${pattern} on ${stream}; stdout:\n${out.stdout}\nstderr:\n${out.stderr}`));
+        }
+      };
+      waiters.add(check);
+      check();
+    }),
+  };
+}
+
 export interface TestServer {
   server: RunningServer;
   url: string;
@@ -43,9 +97,10 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** No workers in the server: the CLI tests drive every status themselves, as workers would. */
 export async function startTestServer(): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'forge-cli-'));
-  const server = await startServer(parseServerSettings({ port: '0', dataDir, rateLimits: 'off', logLevel: 'silent' }, {}));
+  const server = await startServer(parseServerSettings({ port: '0', dataDir, rateLimits: 'off', logLevel: 'silent', workers: 'none' }, {}));
   return {
     server,
     url: server.url,

@@ -13,6 +13,8 @@ import {
 
 const idParams = { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false } as const;
 
+const LOG_HEARTBEAT_MS = 15_000;
+
 export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { repository: string; branch: string; commit_sha: string; triggered_by?: string; trigger_type: TriggerType; github_context?: GithubContext } }>('/v1/runs', {
     schema: {
@@ -93,17 +95,31 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
     // Server-sent events: one `data:` event per range read, `event: end` once the log is complete.
     reply.hijack();
     const out = reply.raw;
-    out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     let closed = false;
     request.raw.on('close', () => { closed = true; });
     let range = first;
-    for (;;) {
-      if (range.text.length > 0) out.write(`data: ${JSON.stringify(range)}\n\n`);
-      if (range.complete || closed) break;
-      if (range.next_offset >= range.size) await new Promise((r) => setTimeout(r, 250));
-      range = await readStepLog(ctx.store, ctx.objects, request.params.id, range.next_offset, limit);
+    let lastWrite = Date.now();
+    try {
+      for (;;) {
+        if (range.text.length > 0) {
+          out.write(`data: ${JSON.stringify(range)}\n\n`);
+          lastWrite = Date.now();
+        } else if (Date.now() - lastWrite >= LOG_HEARTBEAT_MS) {
+          // A quiet step: a comment line keeps proxies from closing the stream.
+          out.write(': heartbeat\n\n');
+          lastWrite = Date.now();
+        }
+        if (range.complete || closed) break;
+        if (range.next_offset >= range.size) await new Promise((r) => setTimeout(r, 250));
+        range = await readStepLog(ctx.store, ctx.objects, request.params.id, range.next_offset, limit);
+      }
+      if (!closed) out.end(`event: end\ndata: ${JSON.stringify({ next_offset: range.next_offset, size: range.size })}\n\n`);
+    } catch (error) {
+      // The headers are sent: the failure goes in the stream; the client resumes from next_offset.
+      request.log.warn({ err: error }, 'log stream stopped');
+      if (!closed) out.end(`event: error\ndata: ${JSON.stringify({ next_offset: range.next_offset, message: 'the log could not be read; resume from next_offset' })}\n\n`);
     }
-    if (!closed) out.end(`event: end\ndata: ${JSON.stringify({ next_offset: range.next_offset, size: range.size })}\n\n`);
     return reply;
   });
 

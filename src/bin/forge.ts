@@ -65,11 +65,11 @@ server.action(async (flags: Record<string, unknown>) => {
   try {
     running = await startServer(settings);
   } catch (error) {
-    if (error instanceof SettingsError) {
-      console.error(`forge server: ${error.message}`);
-      process.exit(2);
-    }
-    throw error;
+    // What stopped the start, in words (a database or NATS that does not answer, a worker type
+    // without a handler); the stack only at debug level.
+    console.error(`forge server: ${(error as Error).message}`);
+    if (settings.logLevel === 'debug' || settings.logLevel === 'trace') console.error(error);
+    process.exit(error instanceof SettingsError ? 2 : 1);
   }
   const store = settings.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${settings.dataDir}`;
   const queue = settings.natsUrl ? 'NATS JetStream' : 'in-process';

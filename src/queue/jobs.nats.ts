@@ -129,37 +129,45 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
             await new Promise((r) => setTimeout(r, 250));
             continue;
           }
-          for await (const msg of batch) {
-            const job = parseJob(msg.string());
-            if (!job) {
-              msg.term();
-              continue;
+          try {
+            for await (const msg of batch) {
+              const job = parseJob(msg.string());
+              if (!job) {
+                msg.term();
+                continue;
+              }
+              const work = handleDelivery({
+                job, deliveryCount: msg.info.deliveryCount, maxDeliver: timings.maxDeliver, heartbeatMs: Math.max(100, timings.ackWaitMs / 3),
+                handler, cancels, objects: options.objects,
+                control: {
+                  ack: async () => void (await msg.ackAck().catch(() => false)),
+                  // A closed connection makes these throw; the message is then redelivered anyway.
+                  nak: (delayMs) => quietly(() => msg.nak(delayMs)),
+                  term: () => quietly(() => msg.term()),
+                  working: () => quietly(() => msg.working()),
+                },
+                reply: async (subject, reply) => {
+                  nc.publish(subject, JSON.stringify(reply));
+                  await nc.flush();
+                },
+              }).finally(() => {
+                running.delete(work);
+                const wake = freed;
+                freed = undefined;
+                wake?.();
+              });
+              running.add(work);
+              if (stopping.signal.aborted) break;
             }
-            const work = handleDelivery({
-              job, deliveryCount: msg.info.deliveryCount, maxDeliver: timings.maxDeliver, heartbeatMs: Math.max(100, timings.ackWaitMs / 3),
-              handler, cancels, objects: options.objects,
-              control: {
-                ack: async () => void (await msg.ackAck().catch(() => false)),
-                // A closed connection makes these throw; the message is then redelivered anyway.
-                nak: (delayMs) => quietly(() => msg.nak(delayMs)),
-                term: () => quietly(() => msg.term()),
-                working: () => quietly(() => msg.working()),
-              },
-              reply: async (subject, reply) => {
-                nc.publish(subject, JSON.stringify(reply));
-                await nc.flush();
-              },
-            }).finally(() => {
-              running.delete(work);
-              const wake = freed;
-              freed = undefined;
-              wake?.();
-            });
-            running.add(work);
-            if (stopping.signal.aborted) break;
+          } catch {
+            // The pull ended with an error (heartbeats missed while the event loop was busy, a
+            // reconnect): pull again. A message it had taken but not handed over is redelivered
+            // after ack_wait, like any unacked one.
+            await new Promise((r) => setTimeout(r, 50));
           }
         }
       })();
+
       const handle: JobConsumer = {
         async stop() {
           stopping.abort();

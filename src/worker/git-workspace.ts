@@ -4,15 +4,24 @@
  *   <cacheDir>/repos/<owner>/<name>.git   bare repository; remote `origin` = the run's clone URL
  *   <cacheDir>/workspace/<jobId>          the job's detached worktree at the run's commit
  *
- * checkout (under the repository's lock, so two jobs of one repository never write its cache at
- * once; other repositories go on in parallel):
- *   init      `git init --bare` + origin's URL, once per process and repository (both idempotent)
+ * checkout:
+ *   init      `git init --bare` + origin's URL + `worktree prune` (registrations a crashed process
+ *             left), once per process and repository (all idempotent)
  *   fetch     skipped when the commit is cached; else `fetch origin +<sha>:refs/forge/commits/<sha>`;
  *             a server that refuses SHA wants → fetch all heads and tags, then look again
- *   worktree  a leftover dir of the same job (a crashed attempt) is deleted and pruned, then
- *             `worktree add --detach` at the commit
- * remove (same lock): delete the dir, `worktree prune`: what `worktree remove --force` does, but
- *   also for a half-made worktree or a dir already gone. Idempotent.
+ *   worktree  a leftover dir of the same job (a crashed attempt) is deleted, then
+ *             `worktree add --detach --force --force` at the commit (which also drops a stale
+ *             registration of the path)
+ *   All under the repository's lock, so two jobs of one repository never write its cache at once
+ *   (two `worktree add` side by side fail: each reads the other's half-written entry); other
+ *   repositories go on in parallel. A commit this process has seen in the cache skips init and
+ *   fetch, so a task of a cached commit starts one git process.
+ * remove: delete the dir, then (under the lock) the worktree's entry in the bare repository, named
+ *   by the dir's `.git` file at checkout: what `worktree remove --force` does, without starting
+ *   git, and also for a half-made worktree or a dir already gone. Idempotent.
+ *
+ * Starting processes is the main cost of a short task on a busy worker: each spawn blocks the event
+ * loop for 1-10 ms (a fork of a large process), hence one git process per task where possible.
  *
  * Every fetched commit keeps a ref, so git's automatic gc never prunes what a later job may need
  * and the next fetch negotiates from everything cached.
@@ -29,12 +38,13 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { denied, invalid, RetryableError } from '../domain/errors.ts';
 import { isValidName, NAME_RULES, normaliseSha } from '../domain/names.ts';
 import { KeyedMutex } from '../lib/keyed-mutex.ts';
+import { Lru } from '../lib/lru.ts';
 import { KILL_GRACE_MS } from './steps.ts';
 
 export const DEFAULT_GIT_URL_TEMPLATE = 'https://github.com/{repository}.git';
@@ -93,8 +103,10 @@ export function repositoryUrl(template: string, repository: string): string {
 
 /** One lock per bare repository for the whole process, so two instances on one cache still queue. */
 const repositoryLocks = new KeyedMutex();
-/** Bare repositories initialised by this process, with the URL their origin was given. */
-const initialised = new Map<string, string>();
+/** Bare repositories initialised by this process: their origin's URL and the commits seen in them. */
+const initialised = new Map<string, { url: string; commits: Lru<string, true> }>();
+/** Commits remembered per repository; one more than this costs a `rev-parse` when it comes back. */
+const KNOWN_COMMITS = 10_000;
 
 export function createGitWorkspaces(options: GitWorkspaceOptions): GitWorkspaces {
   const cacheDir = resolve(options.cacheDir);
@@ -109,9 +121,13 @@ export function createGitWorkspaces(options: GitWorkspaceOptions): GitWorkspaces
     return operation;
   }
 
-  async function removeWorktree(bareDir: string, dir: string): Promise<void> {
+  /** The dir, then its registration (`worktrees/<id>`, or every stale one when it is not known) under the lock. */
+  async function removeWorktree(bareDir: string, dir: string, entry: string | undefined): Promise<void> {
     await rm(dir, { recursive: true, force: true });
-    await git(bareDir, ['worktree', 'prune'], { env: GIT_ENV, timeoutMs });
+    await repositoryLocks.run(bareDir, async () => {
+      if (entry !== undefined) await rm(entry, { recursive: true, force: true });
+      else await git(bareDir, ['worktree', 'prune'], { env: GIT_ENV, timeoutMs });
+    });
   }
 
   return {
@@ -129,33 +145,49 @@ export function createGitWorkspaces(options: GitWorkspaceOptions): GitWorkspaces
       const dir = join(cacheDir, 'workspace', jobId);
       const call: GitCall = { env: remoteEnv(url, options.credentials), timeoutMs, signal };
 
-      await track(
-        repositoryLocks.run(bareDir, async () => {
-          if (initialised.get(bareDir) !== url || !existsSync(join(bareDir, 'config'))) {
-            await git(undefined, ['init', '--quiet', '--bare', '--template=', bareDir], call);
-            await git(bareDir, ['config', 'remote.origin.url', url], call);
-            initialised.set(bareDir, url);
-          }
-          await fetchCommit(bareDir, repository, url, sha, call);
-          try {
-            // A dir left by a crashed attempt of this job goes first; prune forgets its registration.
-            await removeWorktree(bareDir, dir);
+      let entry: string | undefined;
+      try {
+        // A dir left by a crashed attempt of this job goes first.
+        await rm(dir, { recursive: true, force: true });
+        await track(
+          repositoryLocks.run(bareDir, async () => {
+            let state = initialised.get(bareDir);
+            if (state?.url !== url || !existsSync(join(bareDir, 'config'))) {
+              await git(undefined, ['init', '--quiet', '--bare', '--template=', bareDir], call);
+              await git(bareDir, ['config', 'remote.origin.url', url], call);
+              await git(bareDir, ['worktree', 'prune'], call);
+              state = { url, commits: new Lru(KNOWN_COMMITS) };
+              initialised.set(bareDir, state);
+            }
+            if (state.commits.get(sha) === undefined) {
+              await fetchCommit(bareDir, repository, url, sha, call);
+              state.commits.set(sha, true);
+            }
             await mkdir(join(cacheDir, 'workspace'), { recursive: true });
             // Twice --force: also when a killed `worktree add` left the path registered and locked.
             await git(bareDir, ['worktree', 'add', '--quiet', '--detach', '--force', '--force', dir, sha], call);
-          } catch (error) {
-            await removeWorktree(bareDir, dir).catch(() => undefined);
-            throw error;
-          }
-        }),
-      );
-      return { dir, commitSha: sha, remove: () => track(repositoryLocks.run(bareDir, () => removeWorktree(bareDir, dir))) };
+          }),
+        );
+        entry = await worktreeEntry(dir);
+      } catch (error) {
+        await track(removeWorktree(bareDir, dir, entry)).catch(() => undefined);
+        throw error;
+      }
+      return { dir, commitSha: sha, remove: () => track(removeWorktree(bareDir, dir, entry)) };
     },
     async close() {
       closed = true;
       await Promise.allSettled([...inFlight]);
     },
   };
+}
+
+/** The worktree's entry in its bare repository, as its `.git` file names it (`gitdir: <path>`). */
+async function worktreeEntry(dir: string): Promise<string> {
+  const text = await readFile(join(dir, '.git'), 'utf8');
+  const match = /^gitdir: (.+)$/m.exec(text);
+  if (!match?.[1]) throw new Error(`${dir}/.git does not name its worktree entry: ${JSON.stringify(text.slice(0, 200))}`);
+  return resolve(dir, match[1].trim());
 }
 
 async function fetchCommit(bareDir: string, repository: string, url: string, sha: string, call: GitCall): Promise<void> {

@@ -3,7 +3,12 @@
  * step and task status. A 409 means the task moved on without this worker (a newer attempt, or the
  * run ended) and is surfaced as a ForgeError `conflict`, so the handler stops; network errors and
  * 5xx are retried here with backoff before they fail the job as retryable.
+ *
+ * Requests go through node:http(s) with a keep-alive agent rather than fetch: a worker sends two
+ * per step, and undici's fetch (web streams, header lists) cost about as much CPU again per request.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { ForgeError, RetryableError, type ErrorCode } from '../domain/errors.ts';
 import { backoffDelay } from '../domain/jobs.ts';
 import type { ReportedStatus } from '../domain/statuses.ts';
@@ -21,25 +26,41 @@ export interface InternalApiOptions {
   attempts?: number;
 }
 
+/** Sends one request; resolves with the status and the body as text. */
+function send(url: URL, agent: http.Agent, method: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? https : http).request(url, { method, agent, headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
 export function httpInternalApi(options: InternalApiOptions): InternalApi {
   const attempts = options.attempts ?? 4;
+  const agent = new (new URL(options.baseUrl).protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true });
   async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     let lastError: unknown;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, { baseMs: 100, maxMs: 2000, jitterMs: 100, maxAttempts: attempts })));
-      let response: Response;
+      let response: { status: number; text: string };
       try {
-        response = await fetch(new URL(path, options.baseUrl), {
-          method,
-          headers: { authorization: `Bearer ${await options.token()}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
+        response = await send(new URL(path, options.baseUrl), agent, method, {
+          authorization: `Bearer ${await options.token()}`,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
+        }, payload);
       } catch (error) {
         lastError = error;
         continue;
       }
-      const text = await response.text();
-      if (response.ok) return (text ? JSON.parse(text) : undefined) as T;
+      const { text } = response;
+      if (response.status >= 200 && response.status < 300) return (text ? JSON.parse(text) : undefined) as T;
       const parsed = (() => {
         try {
           return (JSON.parse(text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }).error;

@@ -1,32 +1,55 @@
 /**
- * A step's log on its way to the object store: output is appended to a local file and, every
- * `flushMs`, what is new goes up as the next part object (so the API can follow a running step);
- * at the end the whole file is stored under the step's key and the parts are deleted.
+ * A step's log on its way to the object store: output is kept and, every `flushMs`, what is new
+ * goes up as the next part object (so the API can follow a running step); at the end the whole log
+ * is stored under the step's key and the parts that went up are deleted.
+ *
+ * The log is kept in memory up to `SPILL_BYTES`, then in a temporary file: most steps print little,
+ * and a step that prints nothing touches neither disk nor timer (a busy worker runs hundreds of
+ * short steps a second). Nothing here blocks the event loop.
  */
-import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logPartKey, logPartsPrefix } from '../domain/logs.ts';
+import { logPartKey } from '../domain/logs.ts';
 import type { ObjectStore } from '../engine/ports.ts';
 
+/** Above this, the log goes to a temporary file instead of memory. */
+export const SPILL_BYTES = 1024 * 1024;
+
 export class StepLog {
-  private readonly dir = mkdtempSync(join(tmpdir(), 'forge-log-'));
-  private readonly file = join(this.dir, 'step.log');
-  private readonly stream: WriteStream = createWriteStream(this.file);
+  /** The log so far while it is in memory. */
+  private kept: Buffer[] = [];
+  private size = 0;
+  private spill: { file: string; stream: WriteStream } | undefined;
   private pending: Buffer[] = [];
+  /** Parts uploaded: keys 0 … seq-1. */
   private seq = 0;
   private flushing: Promise<void> = Promise.resolve();
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
+  private finishing = false;
 
-  constructor(private readonly objects: ObjectStore, readonly key: string, flushMs = 500) {
-    this.timer = setInterval(() => void this.flush(), flushMs);
-    this.timer.unref();
-  }
+  constructor(private readonly objects: ObjectStore, readonly key: string, private readonly flushMs = 500) {}
 
   write(chunk: string | Buffer): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    this.stream.write(bytes);
+    if (bytes.length === 0) return;
+    this.size += bytes.length;
+    if (this.spill) this.spill.stream.write(bytes);
+    else if (this.size <= SPILL_BYTES) this.kept.push(bytes);
+    else {
+      const file = join(tmpdir(), `forge-log-${randomUUID()}.log`);
+      this.spill = { file, stream: createWriteStream(file, { flags: 'wx' }) };
+      for (const kept of this.kept) this.spill.stream.write(kept);
+      this.spill.stream.write(bytes);
+      this.kept = [];
+    }
     this.pending.push(bytes);
+    if (!this.timer && !this.finishing) {
+      this.timer = setInterval(() => void this.flush(), this.flushMs);
+      this.timer.unref();
+    }
   }
 
   /** Uploads what was written since the last flush as the next part (one upload at a time). */
@@ -45,16 +68,21 @@ export class StepLog {
 
   /** Ends the log (with a marker line saying why, when given) and stores it whole. */
   async finish(marker?: string): Promise<void> {
+    this.finishing = true;
     clearInterval(this.timer);
     if (marker) this.write(`${marker}\n`);
-    await new Promise<void>((resolve, reject) => this.stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
     await this.flushing;
+    const spill = this.spill;
     try {
-      await this.objects.putFile(this.key, this.file, { contentType: 'text/plain; charset=utf-8' });
-      const parts = await this.objects.list(logPartsPrefix(this.key));
-      await this.objects.delete(parts.map((p) => p.key));
+      if (spill) {
+        await new Promise<void>((resolve, reject) => spill.stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+        await this.objects.putFile(this.key, spill.file, { contentType: 'text/plain; charset=utf-8' });
+      } else {
+        await this.objects.put(this.key, Buffer.concat(this.kept), { contentType: 'text/plain; charset=utf-8' });
+      }
+      if (this.seq > 0) await this.objects.delete(Array.from({ length: this.seq }, (_, i) => logPartKey(this.key, i)));
     } finally {
-      rmSync(this.dir, { recursive: true, force: true });
+      if (spill) await rm(spill.file, { force: true });
     }
   }
 }

@@ -168,6 +168,19 @@ describe('createGitWorkspaces over file://', () => {
     await expect(workspaces.checkout('acme/shop', shopSha, 'late')).rejects.toThrow(/closed/);
   });
 
+  it('checks out one commit for many jobs at once (a monorepo run fanning out) and removes them all', async () => {
+    const workspaces = createGitWorkspaces(options);
+    const bareDir = join(options.cacheDir, 'repos', 'acme', 'shop.git');
+    for (let round = 0; round < 2; round++) {
+      const all = await Promise.all(Array.from({ length: 12 }, (_, i) => workspaces.checkout('acme/shop', shopSha, `fan-${round}-${i}`)));
+      for (const ws of all) expect(readFileSync(join(ws.dir, 'README.md'), 'utf8')).toBe('v1\n');
+      await Promise.all(all.map((ws) => ws.remove()));
+      for (const ws of all) expect(existsSync(ws.dir)).toBe(false);
+      expect(worktrees(bareDir)).not.toContain('fan-');
+    }
+    await workspaces.close();
+  });
+
   it('replaces a leftover dir, or a worktree never removed, of the same job', async () => {
     const workspaces = createGitWorkspaces(options);
     const dir = join(options.cacheDir, 'workspace', 'crashed');

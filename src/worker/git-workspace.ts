@@ -1,30 +1,32 @@
 /**
- * The worker's git cache (digest §2.1): one bare repository per repository, one worktree per job.
+ * The worker's git cache (digest §2.1): one bare repository per repository, one checkout per job.
  *
  *   <cacheDir>/repos/<owner>/<name>.git   bare repository; remote `origin` = the run's clone URL
- *   <cacheDir>/workspace/<jobId>          the job's detached worktree at the run's commit
+ *   <cacheDir>/workspace/<jobId>          the job's checkout at the run's commit: a repository of its
+ *                                         own whose objects are the bare repository's (alternates)
  *
  * checkout:
- *   init      `git init --bare` + origin's URL + `worktree prune` (registrations a crashed process
- *             left), once per process and repository (all idempotent)
+ *   init      `git init --bare` + origin's URL, once per process and repository (both idempotent)
  *   fetch     skipped when the commit is cached; else `fetch origin +<sha>:refs/forge/commits/<sha>`;
  *             a server that refuses SHA wants → fetch all heads and tags, then look again
- *   worktree  a leftover dir of the same job (a crashed attempt) is deleted, then
- *             `worktree add --detach --force --force` at the commit (which also drops a stale
- *             registration of the path)
- *   All under the repository's lock, so two jobs of one repository never write its cache at once
- *   (two `worktree add` side by side fail: each reads the other's half-written entry); other
- *   repositories go on in parallel. A commit this process has seen in the cache skips init and
- *   fetch, so a task of a cached commit starts one git process.
- * remove: delete the dir, then (under the lock) the worktree's entry in the bare repository, named
- *   by the dir's `.git` file at checkout: what `worktree remove --force` does, without starting
- *   git, and also for a half-made worktree or a dir already gone. Idempotent.
+ *   job repo  a leftover dir of the same job (a crashed attempt) is deleted; the dir gets the `.git`
+ *             that `git init` would write, with `objects/info/alternates` naming the cache's
+ *             objects (what `clone --shared` does), then `git checkout --detach <sha>`
+ *   Init and fetch run under the repository's lock, so two jobs of one repository never write its
+ *   cache at once; other repositories go on in parallel. A commit this process has seen in the
+ *   cache skips them and the lock. The job repository leaves nothing in the cache, so checkouts
+ *   of one repository run side by side: a monorepo run starts all its tasks of a commit at once,
+ *   and each starts one git process.
+ * remove: delete the dir. Idempotent.
  *
- * Starting processes is the main cost of a short task on a busy worker: each spawn blocks the event
- * loop for 1-10 ms (a fork of a large process), hence one git process per task where possible.
+ * Why not `git worktree add`: two of them at once on one repository fail (each reads the other's
+ * half-written `worktrees/<id>` entry), so they had to queue on the lock; on a busy CI worker that
+ * queue, not the steps, set the pace (a lock held ~50 ms per task, tasks waiting ~2.7 s for it).
+ * Starting processes is the other cost of a short task: each spawn blocks the event loop for
+ * 1-10 ms (a fork of a large process), hence one git process per task.
  *
- * Every fetched commit keeps a ref, so git's automatic gc never prunes what a later job may need
- * and the next fetch negotiates from everything cached.
+ * Every fetched commit keeps a ref, so git's automatic gc never prunes what a later job (or a job
+ * repository borrowing the objects) needs, and the next fetch negotiates from everything cached.
  *
  * Failures: a commit the remote does not have → validation_error naming repository and SHA;
  * refused or missing credentials → permission_denied (a retry sends the same credentials);
@@ -38,7 +40,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { denied, invalid, RetryableError } from '../domain/errors.ts';
@@ -121,15 +123,6 @@ export function createGitWorkspaces(options: GitWorkspaceOptions): GitWorkspaces
     return operation;
   }
 
-  /** The dir, then its registration (`worktrees/<id>`, or every stale one when it is not known) under the lock. */
-  async function removeWorktree(bareDir: string, dir: string, entry: string | undefined): Promise<void> {
-    await rm(dir, { recursive: true, force: true });
-    await repositoryLocks.run(bareDir, async () => {
-      if (entry !== undefined) await rm(entry, { recursive: true, force: true });
-      else await git(bareDir, ['worktree', 'prune'], { env: GIT_ENV, timeoutMs });
-    });
-  }
-
   return {
     async checkout(repository, commitSha, jobId, signal) {
       if (closed) throw new Error('git workspaces are closed');
@@ -145,35 +138,39 @@ export function createGitWorkspaces(options: GitWorkspaceOptions): GitWorkspaces
       const dir = join(cacheDir, 'workspace', jobId);
       const call: GitCall = { env: remoteEnv(url, options.credentials), timeoutMs, signal };
 
-      let entry: string | undefined;
       try {
         // A dir left by a crashed attempt of this job goes first.
         await rm(dir, { recursive: true, force: true });
-        await track(
-          repositoryLocks.run(bareDir, async () => {
-            let state = initialised.get(bareDir);
-            if (state?.url !== url || !existsSync(join(bareDir, 'config'))) {
-              await git(undefined, ['init', '--quiet', '--bare', '--template=', bareDir], call);
-              await git(bareDir, ['config', 'remote.origin.url', url], call);
-              await git(bareDir, ['worktree', 'prune'], call);
-              state = { url, commits: new Lru(KNOWN_COMMITS) };
-              initialised.set(bareDir, state);
-            }
-            if (state.commits.get(sha) === undefined) {
-              await fetchCommit(bareDir, repository, url, sha, call);
-              state.commits.set(sha, true);
-            }
-            await mkdir(join(cacheDir, 'workspace'), { recursive: true });
-            // Twice --force: also when a killed `worktree add` left the path registered and locked.
-            await git(bareDir, ['worktree', 'add', '--quiet', '--detach', '--force', '--force', dir, sha], call);
-          }),
-        );
-        entry = await worktreeEntry(dir);
+        const cache = () => {
+          const state = initialised.get(bareDir);
+          return state?.url === url && existsSync(join(bareDir, 'config')) ? state : undefined;
+        };
+        if (cache()?.commits.get(sha) === undefined) {
+          await track(
+            repositoryLocks.run(bareDir, async () => {
+              let state = cache();
+              if (!state) {
+                await git(undefined, ['init', '--quiet', '--bare', '--template=', bareDir], call);
+                await git(bareDir, ['config', 'remote.origin.url', url], call);
+                state = { url, commits: new Lru(KNOWN_COMMITS) };
+                initialised.set(bareDir, state);
+              }
+              if (state.commits.get(sha) === undefined) {
+                await fetchCommit(bareDir, repository, url, sha, call);
+                state.commits.set(sha, true);
+              }
+            }),
+          );
+        }
+        await track((async () => {
+          await writeJobRepository(join(dir, '.git'), join(bareDir, 'objects'), url);
+          await git(join(dir, '.git'), [`--work-tree=${dir}`, 'checkout', '--quiet', '--detach', sha], { ...call, env: GIT_ENV });
+        })());
       } catch (error) {
-        await track(removeWorktree(bareDir, dir, entry)).catch(() => undefined);
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
         throw error;
       }
-      return { dir, commitSha: sha, remove: () => track(removeWorktree(bareDir, dir, entry)) };
+      return { dir, commitSha: sha, remove: () => track(rm(dir, { recursive: true, force: true })) };
     },
     async close() {
       closed = true;
@@ -182,12 +179,23 @@ export function createGitWorkspaces(options: GitWorkspaceOptions): GitWorkspaces
   };
 }
 
-/** The worktree's entry in its bare repository, as its `.git` file names it (`gitdir: <path>`). */
-async function worktreeEntry(dir: string): Promise<string> {
-  const text = await readFile(join(dir, '.git'), 'utf8');
-  const match = /^gitdir: (.+)$/m.exec(text);
-  if (!match?.[1]) throw new Error(`${dir}/.git does not name its worktree entry: ${JSON.stringify(text.slice(0, 200))}`);
-  return resolve(dir, match[1].trim());
+/**
+ * The `.git` of a job repository: what `git clone --shared --no-checkout` writes, without starting
+ * git: `init --template=`'s files, alternates naming the cache's objects (the job reads every cached
+ * commit and copies none), and origin's URL (its credentials stay with the worker, as before).
+ */
+async function writeJobRepository(gitDir: string, objects: string, url: string): Promise<void> {
+  await mkdir(join(gitDir, 'objects', 'info'), { recursive: true });
+  await Promise.all([
+    mkdir(join(gitDir, 'refs', 'heads'), { recursive: true }),
+    mkdir(join(gitDir, 'refs', 'tags'), { recursive: true }),
+    writeFile(join(gitDir, 'HEAD'), 'ref: refs/heads/main\n'),
+    writeFile(join(gitDir, 'config'), [
+      '[core]', '\trepositoryformatversion = 0', '\tfilemode = true', '\tbare = false', '\tlogallrefupdates = true',
+      '[remote "origin"]', `\turl = ${JSON.stringify(url)}`, '\tfetch = +refs/heads/*:refs/remotes/origin/*', '',
+    ].join('\n')),
+    writeFile(join(gitDir, 'objects', 'info', 'alternates'), `${objects}\n`),
+  ]);
 }
 
 async function fetchCommit(bareDir: string, repository: string, url: string, sha: string, call: GitCall): Promise<void> {

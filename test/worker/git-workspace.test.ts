@@ -30,7 +30,7 @@ function writeTree(dir: string, files: Record<string, string>): string {
   return dir;
 }
 
-/** Every file below dir, recursively (a worktree's `.git` is a file; the bare repo is all files). */
+/** Every file below dir, recursively (a job repository's `.git` and the bare repo included). */
 function allFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((d) => d.isFile())
@@ -51,7 +51,6 @@ function processesMentioning(text: string): string[] {
     .filter((cmdline) => cmdline.includes(text));
 }
 
-const worktrees = (bareDir: string) => git(bareDir, 'worktree', 'list', '--porcelain');
 
 describe('repositoryUrl', () => {
   it('fills {repository}, or {owner} and {name}', () => {
@@ -122,7 +121,7 @@ describe('createGitWorkspaces over file://', () => {
     monorepoSha = (await seedRepository({ bareDir: join(gitRoot, 'acme/monorepo.git'), sourceDir: monorepo })).commitSha;
   });
 
-  it('checks out the example monorepo at its SHA, removes the worktree afterwards', async () => {
+  it('checks out the example monorepo at its SHA in a repository of its own, removes it afterwards', async () => {
     const workspaces = createGitWorkspaces(options);
     const ws = await workspaces.checkout('acme/monorepo', monorepoSha.toUpperCase(), 'job-1');
     expect(ws).toMatchObject({ dir: join(options.cacheDir, 'workspace', 'job-1'), commitSha: monorepoSha });
@@ -132,11 +131,15 @@ describe('createGitWorkspaces over file://', () => {
       expect(existsSync(join(ws.dir, file)), file).toBe(true);
     }
     const bareDir = join(options.cacheDir, 'repos', 'acme', 'monorepo.git');
-    expect(worktrees(bareDir)).toContain(ws.dir);
+    // The job's repository borrows the cache's objects and copies none; the cache keeps no trace of the job.
+    expect(readFileSync(join(ws.dir, '.git', 'objects', 'info', 'alternates'), 'utf8')).toBe(`${join(bareDir, 'objects')}\n`);
+    expect(git(ws.dir, 'count-objects')).toMatch(/^0 objects/);
+    expect(git(ws.dir, 'remote', 'get-url', 'origin')).toBe(`file://${gitRoot}/acme/monorepo.git`);
+    expect(git(ws.dir, 'log', '-1', '--format=%H')).toBe(monorepoSha);
+    expect(existsSync(join(bareDir, 'worktrees'))).toBe(false);
 
     await ws.remove();
     expect(existsSync(ws.dir)).toBe(false);
-    expect(worktrees(bareDir)).not.toContain(ws.dir);
     await ws.remove(); // idempotent
     await workspaces.close();
   });
@@ -163,7 +166,7 @@ describe('createGitWorkspaces over file://', () => {
     );
 
     await Promise.all([...all, newer, older].map((ws) => ws.remove()));
-    expect(worktrees(bareDir).match(/^worktree /gm)).toHaveLength(1); // the bare repository itself
+    expect(readdirSync(join(options.cacheDir, 'workspace')).filter((name) => name.startsWith('c-'))).toEqual([]);
     await workspaces.close();
     await expect(workspaces.checkout('acme/shop', shopSha, 'late')).rejects.toThrow(/closed/);
   });
@@ -174,14 +177,15 @@ describe('createGitWorkspaces over file://', () => {
     for (let round = 0; round < 2; round++) {
       const all = await Promise.all(Array.from({ length: 12 }, (_, i) => workspaces.checkout('acme/shop', shopSha, `fan-${round}-${i}`)));
       for (const ws of all) expect(readFileSync(join(ws.dir, 'README.md'), 'utf8')).toBe('v1\n');
+      for (const ws of all) expect(git(ws.dir, 'status', '--porcelain')).toBe('');
       await Promise.all(all.map((ws) => ws.remove()));
       for (const ws of all) expect(existsSync(ws.dir)).toBe(false);
-      expect(worktrees(bareDir)).not.toContain('fan-');
     }
+    expect(existsSync(join(bareDir, 'worktrees'))).toBe(false);
     await workspaces.close();
   });
 
-  it('replaces a leftover dir, or a worktree never removed, of the same job', async () => {
+  it('replaces a leftover dir, or a checkout never removed, of the same job', async () => {
     const workspaces = createGitWorkspaces(options);
     const dir = join(options.cacheDir, 'workspace', 'crashed');
     writeTree(dir, { 'junk.txt': 'from a crashed attempt\n', 'deep/er.txt': 'x' });
@@ -189,21 +193,21 @@ describe('createGitWorkspaces over file://', () => {
     expect(existsSync(join(dir, 'junk.txt'))).toBe(false);
     expect(git(dir, 'rev-parse', 'HEAD')).toBe(shopSha);
 
-    // The attempt crashed before remove(): its worktree, changed, is still registered.
+    // The attempt crashed before remove(): its checkout, changed, is still there.
     writeFileSync(join(dir, 'README.md'), 'edited\n');
     const again = await workspaces.checkout('acme/monorepo', monorepoSha, 'crashed');
     expect(git(dir, 'rev-parse', 'HEAD')).toBe(monorepoSha);
     expect(existsSync(join(dir, 'README.md'))).toBe(true);
     expect(git(dir, 'status', '--porcelain')).toBe('');
     await again.remove();
-    await ws.remove(); // the shop cache forgets the entry whose dir is gone
-    expect(worktrees(join(options.cacheDir, 'repos', 'acme', 'shop.git'))).not.toContain(dir);
+    await ws.remove(); // its dir is gone already: nothing to do
+    expect(existsSync(dir)).toBe(false);
 
-    // A half-made worktree: its dir is gone already.
+    // A half-made checkout: its dir is gone already.
     const half = await workspaces.checkout('acme/shop', shopSha, 'half');
     rmSync(half.dir, { recursive: true });
     await half.remove();
-    expect(worktrees(join(options.cacheDir, 'repos', 'acme', 'shop.git'))).not.toContain(half.dir);
+    expect(existsSync(half.dir)).toBe(false);
   });
 
   it('refuses a commit the remote does not have, naming repository and SHA, not retryable', async () => {

@@ -186,9 +186,10 @@ for (const combo of combos) {
         'svc/.forge/project.cue': project('svc', { check: ['echo running; sleep 30'], test: ['echo never'] }),
       });
       const id = await createRun('acme/cancel', sha);
+      // Running, and its process has printed (a step is `running` just before its process starts).
       for (let i = 0; i < 300; i++) {
-        const tree = await getRunTree(t.ctx, id);
-        if (steps(tree).some((s) => s.status === 'running')) break;
+        const running = steps(await getRunTree(t.ctx, id)).find((s) => s.status === 'running');
+        if (running && (await logOf(running.id)).text.includes('running')) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       const res = await t.app.inject({ method: 'DELETE', url: `/v1/runs/${id}`, headers: { authorization: `Bearer ${dev}` } });

@@ -23,7 +23,7 @@
 import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -54,9 +54,9 @@ const FAILFAST_RUNS = Number(process.env.BENCH_FAILFAST_RUNS ?? 20);
 const RUNS_IN_FLIGHT = Number(process.env.BENCH_RUNS_IN_FLIGHT ?? 8);
 const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 64);
 /**
- * Where the workers run: `split` (default), a discovery worker process and a CI worker process, as
- * `forge worker --type discovery` and `--type ci` would; `process`, one worker process for both;
- * `in-process`, beside the API and dispatcher as the end-to-end test composes them.
+ * Where the workers run: `split` (default), two `forge worker` processes, `--type discovery` and
+ * `--type ci`; `process`, one `forge worker` for both types; `in-process`, beside the API and the
+ * dispatcher, as the end-to-end test composes them.
  */
 const WORKERS = process.env.BENCH_WORKERS ?? 'split';
 const RAW_SAMPLES = 2000;
@@ -142,9 +142,13 @@ async function rawInsert(url: string): Promise<Stats> {
   }
 }
 
-/** What a no-op step costs at the least: Node spawning `/bin/sh -c true` and seeing it close. */
-async function rawSpawn(): Promise<Stats> {
+/**
+ * What a no-op step costs at the least: Node spawning `/bin/sh -c true` and seeing it close. Also
+ * the CPU per spawn, of this process (fork) and of the shell, from /proc.
+ */
+async function rawSpawn(): Promise<Stats & { parentCpu: number; childCpu: number }> {
   const samples: number[] = [];
+  let before = processCpu(process.pid);
   for (let i = 0; i < 320; i++) {
     const start = performance.now();
     await new Promise<void>((resolve, reject) => {
@@ -152,9 +156,11 @@ async function rawSpawn(): Promise<Stats> {
       child.on('error', reject);
       child.on('close', () => resolve());
     });
+    if (i === 19) before = processCpu(process.pid);
     if (i >= 20) samples.push(performance.now() - start);
   }
-  return stats(samples);
+  const after = processCpu(process.pid);
+  return { ...stats(samples), parentCpu: (after.own - before.own) / samples.length, childCpu: (after.children - before.children) / samples.length };
 }
 
 /**
@@ -177,7 +183,19 @@ async function profileFrom(at: number): Promise<() => Promise<void>> {
   };
 }
 
-/** Settings a worker process gets from the bench (environment, JSON). */
+/** CPU time of a process from /proc, ms: its own threads, and its children it has waited for (steps, git). */
+function processCpu(pid: number): { own: number; children: number } {
+  try {
+    // Fields after the command name: state is field 3, utime/stime/cutime/cstime are 14-17.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ').map(Number);
+    const tick = 10; // ms per clock tick (CLK_TCK 100 on Linux)
+    return { own: ((fields[11] ?? 0) + (fields[12] ?? 0)) * tick, children: ((fields[13] ?? 0) + (fields[14] ?? 0)) * tick };
+  } catch {
+    return { own: NaN, children: NaN }; // gone, or not Linux
+  }
+}
+
+/** What the workers of one process get from the bench. */
 interface WorkerRole {
   baseUrl: string;
   token: string;
@@ -188,8 +206,15 @@ interface WorkerRole {
   types: WorkerType[];
 }
 
-/** The workers of one process (each process its own git cache), warm once this resolves. */
-async function openWorkers(role: WorkerRole): Promise<{ stop(): Promise<void> }> {
+/** The workers in this process (BENCH_WORKERS=in-process), warm once this resolves. */
+interface Workers {
+  /** Its own process, or undefined when the workers run in this one. */
+  pid?: number | undefined;
+  label: string;
+  stop(): Promise<void>;
+}
+
+async function openWorkers(role: WorkerRole): Promise<Workers> {
   const objects = createFileObjectStore(join(role.dir, 'objects'));
   const queue = await connectNatsJobs(NATS_URL, { namespace: role.namespace, objects, name: `bench-worker-${role.types.join('-')}` });
   const workers = await startWorkers({
@@ -198,6 +223,7 @@ async function openWorkers(role: WorkerRole): Promise<{ stop(): Promise<void> }>
     workspaces: createGitWorkspaces({ cacheDir: join(role.dir, `cache-${role.types.join('-')}`), urlTemplate: `file://${role.gitRoot}/{repository}.git` }),
   }, role.types, role.concurrency);
   return {
+    label: `${role.types.join(' + ')} workers`,
     async stop() {
       await workers.stop();
       await queue.close();
@@ -205,19 +231,29 @@ async function openWorkers(role: WorkerRole): Promise<{ stop(): Promise<void> }>
   };
 }
 
-/** Starts the workers in their own process (this file with BENCH_ROLE set); resolves when they are ready. */
-async function spawnWorkers(role: WorkerRole): Promise<{ stop(): Promise<void> }> {
-  // Node's flags go along (--cpu-prof profiles both processes).
-  const child = spawn(process.execPath, [...process.execArgv, 'bin/run-ts.mjs', 'bench/pipeline.ts'], {
-    env: { ...process.env, BENCH_ROLE: JSON.stringify(role) }, stdio: ['ignore', 'pipe', 'inherit'],
+/**
+ * Starts `forge worker` for the role's types; resolves when it says it is ready. Node's flags go
+ * along (`node --cpu-prof bin/run-ts.mjs bench/pipeline.ts` profiles the workers too).
+ */
+async function spawnWorkers(role: WorkerRole): Promise<Workers> {
+  const child = spawn(process.execPath, [...process.execArgv, 'bin/forge.mjs', 'worker'], {
+    env: {
+      ...process.env, NATS_URL, FORGE_NATS_NAMESPACE: role.namespace, FORGE_URL: role.baseUrl, FORGE_WORKER_TOKEN: role.token,
+      FORGE_WORKER_TYPES: role.types.join(','), FORGE_WORKER_CONCURRENCY: String(role.concurrency), FORGE_DATA_DIR: role.dir,
+      FORGE_WORKER_CACHE_DIR: join(role.dir, `cache-${role.types.join('-')}`), FORGE_GIT_URL_TEMPLATE: `file://${role.gitRoot}/{repository}.git`,
+      FORGE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`worker process exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`forge worker exited with ${code}`)));
     child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      if (text.includes('ready')) resolve();
+      if (text.includes('forge worker')) resolve();
     });
   });
   return {
+    pid: child.pid,
+    label: `forge worker --type ${role.types.join(',')}`,
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -360,7 +396,7 @@ async function main() {
 
     // --- 1. latency, one run at a time ------------------------------------------------------------
     const firstStep: number[] = [];
-    const firstStepParts = { toDiscovery: [] as number[], toClaim: [] as number[], claimToStep: [] as number[] };
+    const firstStepParts = { toDiscovery: [] as number[], discovery: [] as number[], toClaim: [] as number[], claimToStep: [] as number[] };
     const idleTrees: RunTree[] = [];
     for (const sha of latencyShas.slice(3, 3 + LATENCY_RUNS)) {
       const { id, postedAt } = await createRun('bench/latency', sha);
@@ -373,8 +409,10 @@ async function main() {
       const first = Math.min(...steps.map((s) => ms(s.started_at)));
       const claim = Math.min(...tasks.map((t) => ms(t.started_at)));
       firstStep.push(first - postedAt);
+      const published = Math.min(...tasks.map((t) => ms(t.dispatched_at)));
       firstStepParts.toDiscovery.push(ms(tree.discovery_dispatched_at) - postedAt);
-      firstStepParts.toClaim.push(claim - postedAt);
+      firstStepParts.discovery.push(published - ms(tree.discovery_dispatched_at));
+      firstStepParts.toClaim.push(claim - published);
       firstStepParts.claimToStep.push(first - claim);
     }
 
@@ -434,6 +472,16 @@ async function main() {
     const profile = PROFILE_DIR ? await profileFrom(windowStart) : undefined;
     await new Promise((r) => setTimeout(r, windowStart - Date.now()));
     const countsAtStart = { ...counts };
+    // CPU spent per process over the window: this one, the worker processes, our PostgreSQL backends, nats-server.
+    const backendPids = (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [dbName])).rows.map((r) => r.pid);
+    const natsPid = Number(readdirSync('/proc').find((p) => /^\d+$/.test(p) && readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'nats-server') ?? NaN);
+    const cpuSnapshot = () => ({
+      self: process.cpuUsage(),
+      workers: workers.map((w) => (w.pid === undefined ? undefined : processCpu(w.pid))),
+      postgres: backendPids.reduce((sum, pid) => sum + processCpu(pid).own, 0),
+      nats: Number.isNaN(natsPid) ? NaN : processCpu(natsPid).own,
+    });
+    const cpuAtStart = cpuSnapshot();
     // What the API's connections do meanwhile: sampled from pg_stat_activity every 100 ms.
     const backends = { samples: 0, active: 0, lockWait: 0, maxLockWait: 0 };
     const sampler = setInterval(() => {
@@ -451,6 +499,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, windowEnd - Date.now()));
     clearInterval(sampler);
     const windowCounts = { sql: counts.sql - countsAtStart.sql, http: counts.http - countsAtStart.http };
+    const cpuAtEnd = cpuSnapshot();
     await profile?.();
     stop = true;
     const ranOut = loadNext >= loadShas.length;
@@ -484,7 +533,8 @@ async function main() {
     console.log('-'.repeat(104));
     row('run created → first step running (1 run at a time)', stats(firstStep), 'p99 ≤ 250');
     row('  run created → discovery job published', stats(firstStepParts.toDiscovery));
-    row('  run created → first task claimed', stats(firstStepParts.toClaim));
+    row('  discovery job published → CI jobs published', stats(firstStepParts.discovery));
+    row('  CI jobs published → first task claimed', stats(firstStepParts.toClaim));
     row('  first task claimed → first step running', stats(firstStepParts.claimToStep));
     row('step gap, step k done → step k+1 running (idle)', stats(stepGaps(idleTrees)), 'p99 ≤ 50');
     row('step gap under sustained load', stats(stepGaps(loadTrees)), 'p99 ≤ 50');
@@ -498,9 +548,24 @@ async function main() {
     row('raw NATS request-reply (core NATS, 1 in flight)', natsRaw);
     row('raw PostgreSQL single-row INSERT (autocommit, prepared)', pgRaw);
     row('raw spawn /bin/sh -c true from Node', spawnRaw);
-    console.log(`\nsustained: ${stepsPerSecond.toFixed(0)} steps/s over ${SECONDS} s (target ≥ 500), ${RUNS_IN_FLIGHT} runs in flight, ` +
+
+    console.log(`\nraw spawn CPU: ${spawnRaw.parentCpu.toFixed(2)} ms in the spawning Node process (fork), ${spawnRaw.childCpu.toFixed(2)} ms in the shell, per spawn`);
+    console.log(`sustained: ${stepsPerSecond.toFixed(0)} steps/s over ${SECONDS} s (target ≥ 500), ${RUNS_IN_FLIGHT} runs in flight, ` +
       `${loadRuns.length} runs started, ${errors} failed${ranOut ? ', ran out of seeded commits' : ''}`);
     console.log(`per step in the window: ${(windowCounts.sql / inWindow).toFixed(1)} SQL statements (BEGIN/COMMIT included), ${(windowCounts.http / inWindow).toFixed(2)} API requests`);
+    const perStep = (ms: number) => (ms / inWindow).toFixed(2);
+    const selfMs = (cpuAtEnd.self.user + cpuAtEnd.self.system - cpuAtStart.self.user - cpuAtStart.self.system) / 1000;
+    const cpuRows = [
+      [`API + dispatcher${WORKERS === 'in-process' ? ' + workers' : ''} (this process; its children: seeding only)`, perStep(selfMs)],
+      ...workers.flatMap((w, i) => {
+        const [a, b] = [cpuAtStart.workers[i], cpuAtEnd.workers[i]];
+        return a && b ? [[w.label, perStep(b.own - a.own)], [`  processes it started (sh, git)`, perStep(b.children - a.children)]] : [];
+      }),
+      [`PostgreSQL backends of this database (${backendPids.length})`, perStep(cpuAtEnd.postgres - cpuAtStart.postgres)],
+      ['nats-server (whole server, shared)', perStep(cpuAtEnd.nats - cpuAtStart.nats)],
+    ];
+    console.log(`CPU ms per step in the window (${SECONDS} s, 10 ms resolution; 2 cores give 4 ms per step at 500 steps/s):`);
+    for (const [name, value] of cpuRows) console.log(`  ${String(name).padEnd(62)} ${String(value).padStart(7)}`);
     console.log(`API's PostgreSQL connections (pool of 20) in the window: ${(backends.active / backends.samples).toFixed(1)} active on average, ` +
       `${(backends.lockWait / backends.samples).toFixed(1)} of them waiting on a run's advisory lock (max ${backends.maxLockWait})`);
   } finally {
@@ -511,10 +576,4 @@ async function main() {
   }
 }
 
-if (process.env.BENCH_ROLE) {
-  const workers = await openWorkers(JSON.parse(process.env.BENCH_ROLE) as WorkerRole);
-  process.once('SIGTERM', () => void workers.stop().finally(() => process.exit(0)));
-  console.log('ready');
-} else {
-  await main();
-}
+await main();

@@ -4,7 +4,7 @@
  * discovery: check out the commit, discover its projects (CUE), return the discovery output (the
  *   dispatcher records it). Invalid configuration is a final error (validation_error) naming every
  *   problem as file:line:column.
- * ci: claim the task (attempt n), check out the commit, run each step in the project directory
+ * ci: claim the task (attempt n) while checking out the commit, run each step in the project directory
  *   with a clean environment, streaming its output to the object store, reporting running and the
  *   outcome of each step; the first failing step ends the task (the API fails task, phase and run).
  *   A cancel (fail-fast or DELETE /v1/runs) kills the running step; its log ends with why.
@@ -49,18 +49,25 @@ function cleanEnv(payload: CiJobPayload): Record<string, string | undefined> {
 }
 
 export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; objects: ObjectStore; flushMs?: number }): JobHandler {
-  return async ({ job, signal }) => {
+  return async ({ job, deliveryCount, signal }) => {
     const payload = job.payload as CiJobPayload;
-    let attempt: number;
-    try {
-      ({ attempt } = await deps.api.claimTask(payload.task_id));
-    } catch (error) {
+    // Claim and checkout side by side: the first step starts a round trip sooner. The checkout is
+    // named by delivery, not attempt (not known yet): two deliveries of a job never share a dir.
+    const [claimed, checkedOut] = await Promise.allSettled([
+      deps.api.claimTask(payload.task_id),
+      deps.workspaces.checkout(payload.repository, payload.commit_sha, `${payload.task_id}-r${job.run_attempt}-d${deliveryCount}`, signal),
+    ]);
+    if (claimed.status === 'rejected') {
+      if (checkedOut.status === 'fulfilled') await checkedOut.value.remove();
+      const error: unknown = claimed.reason;
       // The task finished or its run ended while the job waited: nothing to do.
       if (isForgeError(error) && error.code === 'conflict') return { status: 'skipped', reason: error.message };
       throw error;
     }
+    if (checkedOut.status === 'rejected') throw checkedOut.reason;
+    const { attempt } = claimed.value;
+    const workspace = checkedOut.value;
     const deadline = Date.now() + payload.timeout_ms;
-    const workspace = await deps.workspaces.checkout(payload.repository, payload.commit_sha, `${payload.task_id}-${attempt}`, signal);
     try {
       for (const step of payload.steps) {
         const key = stepLogKey(payload.run_id, payload.phase, payload.project, step.name, attempt);

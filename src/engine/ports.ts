@@ -238,3 +238,63 @@ export interface JobQueue {
   broadcastCancel(runId: string, reason: string): Promise<void>;
   close(): Promise<void>;
 }
+
+// ================================================================================================
+// OCI store (issue 5): release and tracking images. Adapters in src/oci/: registry.client.ts (any
+// OCI distribution registry, over fetch) and layout.store.ts (one OCI image layout per repository
+// under a directory: the embedded default). One contract suite runs against both
+// (test/oci/oci-store.contract.test.ts), the registry half on a real Debian docker-registry.
+// ================================================================================================
+
+/** Blob content: whole bytes, or a stream of chunks (a Node Readable is one). */
+export type OciContent = Uint8Array | AsyncIterable<Uint8Array>;
+
+export interface OciPushResult {
+  /** `sha256:<hex>` of the content. */
+  digest: string;
+  size: number;
+  /** False when the store already held it (found by HEAD before pushing) and nothing was sent or written. */
+  pushed: boolean;
+}
+
+export interface OciManifest {
+  bytes: Buffer;
+  /** The manifest's media type, e.g. `application/vnd.oci.image.manifest.v1+json`. */
+  mediaType: string;
+  digest: string;
+}
+
+/**
+ * Content-addressed storage of OCI images. `repo` is a repository name per the OCI distribution
+ * spec (lowercase `/`-separated components, e.g. `forge/monorepo/api`); a `reference` is a tag or a
+ * digest; digests are `sha256:<64 hex>`. A bad name, reference or digest is a `validation_error`
+ * whose message states the rule. Content is checked against its digest when written and when read.
+ */
+export interface OciStore {
+  readonly kind: 'registry' | 'layout';
+  blobExists(repo: string, digest: string): Promise<boolean>;
+  /**
+   * Stores a blob, first checking whether the store has it (by `digest`, or by the digest of whole
+   * bytes): then nothing is sent and `pushed` is false. Content that does not match a given `digest`
+   * is refused (`validation_error`) and nothing of it stays. Large blobs go up in chunks.
+   */
+  pushBlob(repo: string, content: OciContent, digest?: string): Promise<OciPushResult>;
+  /** The whole blob, verified against its digest; `not_found` when the store does not have it. */
+  getBlob(repo: string, digest: string): Promise<Buffer>;
+  /**
+   * Stores a manifest under a tag (moving the tag) or under its digest (which must match the bytes).
+   * The blobs or manifests it refers to must be stored first (`validation_error` otherwise). When
+   * the reference already names these bytes nothing is sent and `pushed` is false.
+   */
+  pushManifest(repo: string, reference: string, bytes: Uint8Array, mediaType: string): Promise<OciPushResult>;
+  /**
+   * The manifest a tag or digest names, if its media type is one of `accept` (default: every type
+   * a store takes). `not_found` when there is none (or none of an accepted type).
+   */
+  getManifest(repo: string, reference: string, accept?: readonly string[]): Promise<OciManifest>;
+  /** The digest a tag names now, or undefined. */
+  resolve(repo: string, tag: string): Promise<string | undefined>;
+  /** The repository's tags, sorted; empty for an unknown repository. */
+  listTags(repo: string): Promise<string[]>;
+  close(): Promise<void>;
+}

@@ -298,3 +298,113 @@ export interface OciStore {
   listTags(repo: string): Promise<string[]>;
   close(): Promise<void>;
 }
+
+// ================================================================================================
+// Artifact publishers (issue 5): what producers leave (digest §3.2) and the port every publisher
+// implements (§3.3). Producers: src/worker/producers.ts. Adapters: src/oci/oci.publisher.ts (OCI
+// registry or the embedded layout store), src/store/s3.publisher.ts, src/store/directory.publisher.ts
+// (embedded default, <dataDir>/artifacts), src/gitops/github.publisher.ts (release assets).
+// ================================================================================================
+
+export type ArtifactType = 'container' | 'binary' | 'archive';
+
+/** A container image as an OCI image layout directory (index.json, oci-layout, blobs/sha256/…). */
+export interface ContainerOutput {
+  /** `docker-daemon` is the spec's other location; this build refuses it (no daemon configured). */
+  location_type: 'oci-layout';
+  /** The layout directory. */
+  path: string;
+  /** The configured image reference (`ref`), if any. */
+  image_ref?: string;
+  /** The image config's digest (what `docker images` shows as the id); for an index, its first image's. */
+  image_id: string;
+  /** The manifest's (or index's) digest: what a registry stores it under. */
+  digest: string;
+  media_type: string;
+  /** Bytes of the manifest and everything it refers to (what a push sends at most). */
+  size: number;
+  layers: number;
+}
+
+/** A single executable file. */
+export interface BinaryOutput {
+  location_type: 'file';
+  path: string;
+  executable: boolean;
+  /** From the file's header (ELF, Mach-O, PE): `linux`, `darwin`, `windows`, else `unknown`. */
+  os: string;
+  /** `amd64`, `arm64`, `386`, `arm`, `riscv64`…, else `unknown`. */
+  arch: string;
+  /** ELF without an interpreter (PT_INTERP); false when not known. */
+  static: boolean;
+  size: number;
+  /** `sha256:<hex>` of the file. */
+  digest: string;
+  media_type: string;
+}
+
+/** An archive file (tar.gz, zip, tar.bz2, tar). */
+export interface ArchiveOutput {
+  location_type: 'file';
+  path: string;
+  format: 'tar.gz' | 'zip' | 'tar.bz2' | 'tar' | 'gzip';
+  size: number;
+  digest: string;
+  /** The spec's `content_type`: `application/gzip`, `application/zip`… */
+  media_type: string;
+}
+
+export type ArtifactOutput = ContainerOutput | BinaryOutput | ArchiveOutput;
+
+/** A produced artifact (the spec's CreateArtifactResponse) with where it comes from. */
+export interface ProducedArtifact {
+  /** The artifact's name in project.cue. */
+  name: string;
+  type: ArtifactType;
+  /** owner/name */
+  repository: string;
+  project: string;
+  commit_sha: string;
+  /**
+   * The version the artifact is published under (OCI tag, S3 key segment, GitHub release tag): a
+   * release tag's version when the release came from a tag, else the commit SHA (`artifactVersion`).
+   */
+  version: string;
+  output: ArtifactOutput;
+  /** Producer details (producer type, target or command, duration). */
+  metadata: Record<string, unknown>;
+}
+
+/** One publisher of repo.cue: its name and its fields (`type` and the type's own fields). */
+export interface PublishDestination {
+  name: string;
+  type: string;
+  config: Record<string, unknown>;
+}
+
+export interface PublishResult {
+  /** The primary location of the published artifact. */
+  uri: string;
+  /** `sha256:<hex>` of what the destination holds (for a container, the manifest digest). */
+  digest: string;
+  /** True when the destination already held this digest and nothing was uploaded. */
+  skipped: boolean;
+  /** The publisher's output fields (digest §3.4), addressable as `publishers.<name>.<field>`. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * Puts a produced artifact at a destination, idempotently: when the destination already holds the
+ * same digest nothing is uploaded and `skipped` is true (the URI is still returned); a different
+ * digest under the same name is replaced (`metadata.replaced = "true"`). Failures are ForgeErrors:
+ * `authentication_required` / `permission_denied` at once (no retry); network errors, 5xx and 429
+ * are retried with backoffDelay() up to 5 attempts, then `service_unavailable` / `rate_limited`;
+ * a destination's error body is in the message and `details`. An artifact type the publisher
+ * cannot carry, or a bad destination config, is a `validation_error` before anything is sent.
+ */
+export interface Publisher {
+  /** The repo.cue publisher type it serves (`docker`, `s3`, `github`, `directory`). */
+  readonly type: string;
+  publish(artifact: ProducedArtifact, destination: PublishDestination): Promise<PublishResult>;
+  close(): Promise<void>;
+}

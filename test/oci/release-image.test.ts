@@ -10,45 +10,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { artifactPlaceholder } from '../../src/config/attributes.ts';
-import { resourcesYaml } from '../../src/config/render.ts';
 import { ForgeError } from '../../src/domain/errors.ts';
 import { LAYER_TYPE_ANNOTATION } from '../../src/oci/image.ts';
 import { MEDIA_TYPES } from '../../src/oci/manifest.ts';
-import { buildReleaseImage, findUnresolvedReferences, pushReleaseImage, RELEASE_MEDIA_TYPES, type ReleaseImageInput } from '../../src/oci/release-image.ts';
+import { buildReleaseImage, findUnresolvedReferences, pushReleaseImage, RELEASE_MEDIA_TYPES } from '../../src/oci/release-image.ts';
 import { deterministicTar } from '../../src/oci/tar.ts';
 import { skopeoInspect, skopeoUnavailable } from '../helpers/registry.ts';
 import { type OpenedStore, storeAdapters } from './image-stores.ts';
+import { COMMIT, deployment, releaseInput } from './release-fixtures.ts';
 
 const run = promisify(execFile);
-const COMMIT = 'a'.repeat(40);
-
-function deployment(name: string, image: string) {
-  return resourcesYaml([{
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'shop' },
-    spec: { template: { spec: { containers: [{ name, image }] } } },
-  }]);
-}
-
-export function releaseInput(overrides: Partial<ReleaseImageInput> = {}): ReleaseImageInput {
-  return {
-    repository: 'Acme/Monorepo',
-    project: 'shop',
-    number: 7,
-    aliases: [{ type: 'tag', value: 'shop/v1.2.0' }, { type: 'numeric', value: '7' }],
-    trigger: { type: 'tag', tag: 'shop/v1.2.0' },
-    source: { commit: COMMIT, branch: 'main', url: 'https://github.com/acme/monorepo', author: 'dev', message: 'release' },
-    artifacts: [
-      { name: 'web', type: 'archive', digest: `sha256:${'2'.repeat(64)}`, trackingUri: `reg/acme/monorepo/shop/web:sha-${COMMIT}` },
-      { name: 'api', type: 'container', digest: `sha256:${'1'.repeat(64)}`, trackingUri: `reg/acme/monorepo/shop/api:sha-${COMMIT}`, uri: 'reg/shop/api:1.2.0' },
-    ],
-    created: '2024-05-01T12:00:00Z',
-    resources: { 'web.yaml': deployment('web', 'reg/shop/web:1.2.0'), 'api.yaml': deployment('api', 'reg/shop/api:1.2.0') },
-    pipelineRunId: '11111111-1111-4111-8111-111111111111',
-    ...overrides,
-  };
-}
 
 describe('release image (pure)', () => {
   const registry = { store: undefined as never, address: 'reg.example/releases' };

@@ -7,7 +7,7 @@
  * files: the embedded default for those is the `docker` publisher over the OCI layout store.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { conflict } from '../domain/errors.ts';
@@ -30,7 +30,10 @@ export function createDirectoryPublisher(options: { root: string }): Publisher {
         uri, digest: output.digest, skipped,
         metadata: { uri, path: target, ...(replaced ? { replaced: 'true' } : {}) },
       });
-      const existing = await fileDigest(target).catch(() => undefined);
+      // Hashing the file there only when its size matches (a different size is a different file).
+      const there = await stat(target).catch(() => undefined);
+      const existing = there === undefined ? undefined
+        : there.size === output.size ? await fileDigest(target) : { digest: 'other' };
       if (existing?.digest === output.digest) return result(true, false);
 
       await mkdir(dirname(target), { recursive: true });

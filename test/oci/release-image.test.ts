@@ -13,7 +13,7 @@ import { artifactPlaceholder } from '../../src/config/attributes.ts';
 import { ForgeError } from '../../src/domain/errors.ts';
 import { LAYER_TYPE_ANNOTATION } from '../../src/oci/image.ts';
 import { MEDIA_TYPES } from '../../src/oci/manifest.ts';
-import { buildReleaseImage, findUnresolvedReferences, pushReleaseImage, RELEASE_MEDIA_TYPES } from '../../src/oci/release-image.ts';
+import { buildReleaseImage, findUnresolvedReferences, pushReleaseImage, RELEASE_MEDIA_TYPES, summarizeResources } from '../../src/oci/release-image.ts';
 import { deterministicTar } from '../../src/oci/tar.ts';
 import { skopeoInspect, skopeoUnavailable } from '../helpers/registry.ts';
 import { type OpenedStore, storeAdapters } from './image-stores.ts';
@@ -96,8 +96,19 @@ describe('release image (pure)', () => {
     expect(findUnresolvedReferences([{ name: 'a.yaml', text: 'image: reg/api:1\nMY_ARTIFACT_URI_x: 1\n' }])).toEqual([]);
   });
 
-  it('refuses invalid YAML and bad file names', () => {
-    expect(() => buildReleaseImage(registry, releaseInput({ resources: { 'a.yaml': 'a: [' } }))).toThrow(/a\.yaml is not valid YAML/);
+  it('summarizes each document from its top-level lines', () => {
+    const text = [
+      '# leading comment', 'apiVersion: v1', 'kind: "ConfigMap"', 'metadata:', '  labels:', '    name: not-this', "  name: 'cfg' # a comment", '  namespace: shop',
+      'data:', '  name: nor-this', '---', 'apiVersion: apps/v1', 'kind: Deployment', 'metadata: {name: flow}', 'spec:', '  template:', '    metadata:', '      name: inner',
+      '--- # third', '',
+    ].join('\n');
+    expect(summarizeResources({ name: 'a.yaml', text })).toEqual([
+      { file: 'a.yaml', apiVersion: 'v1', kind: 'ConfigMap', name: 'cfg', namespace: 'shop' },
+      { file: 'a.yaml', apiVersion: 'apps/v1', kind: 'Deployment' },
+    ]);
+  });
+
+  it('refuses bad file names, numbers and commits', () => {
     expect(() => buildReleaseImage(registry, releaseInput({ resources: { '../a.yaml': 'a: 1' } }))).toThrow(/invalid file name/);
     expect(() => buildReleaseImage(registry, releaseInput({ number: 0 }))).toThrow(/invalid release number/);
     expect(() => buildReleaseImage(registry, releaseInput({ source: { commit: 'ABC' } }))).toThrow(/invalid commit/);

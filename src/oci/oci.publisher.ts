@@ -97,7 +97,8 @@ export function createOciPublisher(options: OciPublisherOptions): Publisher {
           digest,
         },
       });
-      if ((await store.resolve(repository, tag)) === digest) return outputs(true);
+      const previous = await store.resolve(repository, tag);
+      if (previous === digest) return outputs(true);
 
       if (plan) {
         for (const blob of plan.blobs) {
@@ -112,7 +113,10 @@ export function createOciPublisher(options: OciPublisherOptions): Publisher {
         await store.pushBlob(repository, createReadStream(output.path), output.digest);
         await store.pushManifest(repository, tag, manifest!, MEDIA_TYPES.ociManifest);
       }
-      return outputs(false);
+      const pushed = outputs(false);
+      // The tag named other content before: it now names this (the rule of every publisher).
+      if (previous !== undefined) pushed.metadata.replaced = 'true';
+      return pushed;
     },
     /** The store belongs to the caller, who closes it. */
     async close() {},

@@ -141,6 +141,9 @@ describe('docker publisher on the OCI layout store', () => {
     expect(pushed).toMatchObject({ skipped: false, digest: container.output.digest, metadata: { repository: 'acme/web', tag: 'v1.2.0', namespace: 'acme' } });
     expect(pushed.uri).toBe(`oci:${root}/acme/web:v1.2.0@${container.output.digest}`);
     expect(await publisher.publish(container, destination('docker'))).toMatchObject({ skipped: true, uri: pushed.uri });
+    const rebuilt = await publisher.publish(await containerArtifact('rebuilt'), destination('docker'));
+    expect(rebuilt).toMatchObject({ skipped: false, metadata: { replaced: 'true', tag: 'v1.2.0' } });
+    expect(rebuilt.digest).not.toBe(pushed.digest);
 
     const binary = await fileArtifact('#!/bin/sh\necho hi\n');
     const file = await publisher.publish(binary, destination('docker', { namespace: 'artifacts' }));

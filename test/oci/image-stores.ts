@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import type { OciStore } from '../../src/engine/ports.ts';
 import { createLayoutStore, LAYOUT_DIR } from '../../src/oci/layout.store.ts';
 import { createRegistryClient } from '../../src/oci/registry.client.ts';
@@ -61,3 +62,23 @@ export const storeAdapters: StoreAdapter[] = [
     },
   },
 ];
+
+/**
+ * `describe(<title> on <adapter>)` for each adapter, with the store opened before and disposed after
+ * its tests, and every test skipped when the adapter is unavailable. `opened()` is the open store.
+ */
+export function describeOnEachStore(title: string, body: (opened: () => OpenedStore) => void): void {
+  for (const adapter of storeAdapters) {
+    describe(`${title} on ${adapter.label}`, () => {
+      let opened: OpenedStore | undefined;
+      beforeAll(async () => {
+        if (!adapter.unavailable) opened = await adapter.open();
+      });
+      afterAll(async () => opened?.dispose());
+      beforeEach((context) => {
+        if (adapter.unavailable) context.skip(adapter.unavailable);
+      });
+      body(() => opened!);
+    });
+  }
+}

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { artifactPlaceholder } from '../../src/config/attributes.ts';
 import { ForgeError } from '../../src/domain/errors.ts';
 import { LAYER_TYPE_ANNOTATION } from '../../src/oci/image.ts';
@@ -16,7 +16,7 @@ import { MEDIA_TYPES } from '../../src/oci/manifest.ts';
 import { buildReleaseImage, findUnresolvedReferences, pushReleaseImage, RELEASE_MEDIA_TYPES, summarizeResources } from '../../src/oci/release-image.ts';
 import { deterministicTar } from '../../src/oci/tar.ts';
 import { skopeoInspect, skopeoUnavailable } from '../helpers/registry.ts';
-import { type OpenedStore, storeAdapters } from './image-stores.ts';
+import { describeOnEachStore, type OpenedStore } from './image-stores.ts';
 import { COMMIT, deployment, releaseInput } from './release-fixtures.ts';
 
 const run = promisify(execFile);
@@ -136,79 +136,73 @@ describe('release image (pure)', () => {
   });
 });
 
-for (const adapter of storeAdapters) {
-  describe(`release image on ${adapter.label}`, () => {
-    let opened: OpenedStore;
-    beforeAll(async () => {
-      if (!adapter.unavailable) opened = await adapter.open();
-    });
-    afterAll(async () => opened?.dispose());
-    beforeEach((context) => {
-      if (adapter.unavailable) context.skip(adapter.unavailable);
-    });
-
-    it('pushes metadata and resources layers of the documented types under the commit tag, same digest each time (behaviour 40)', async () => {
-      const registry = { store: opened.store, address: opened.address };
-      const first = await pushReleaseImage(registry, releaseInput());
-      expect(first.pushed).toBe(true);
-      const again = await Promise.all([1, 2].map(() => pushReleaseImage(registry, releaseInput())));
-      expect(again.map((i) => i.digest)).toEqual([first.digest, first.digest]);
-      expect(again.map((i) => i.pushed)).toEqual([false, false]);
-
-      expect(await opened.store.resolve(first.repo, COMMIT)).toBe(first.digest);
-      const manifest = await opened.store.getManifest(first.repo, COMMIT);
-      const parsed = JSON.parse(manifest.bytes.toString('utf8')) as {
-        config: { mediaType: string };
-        layers: { mediaType: string; digest: string; annotations: Record<string, string> }[];
-        annotations: Record<string, string>;
-      };
-      expect(parsed.config.mediaType).toBe(MEDIA_TYPES.ociConfig);
-      expect(parsed.layers.map((l) => [l.mediaType, l.annotations[LAYER_TYPE_ANNOTATION]])).toEqual([
-        [RELEASE_MEDIA_TYPES.metadata, 'metadata'],
-        [RELEASE_MEDIA_TYPES.resources, 'resources'],
-      ]);
-      expect(parsed.annotations).toMatchObject({
-        'org.opencontainers.image.created': '2024-05-01T12:00:00.000Z',
-        'org.opencontainers.image.revision': COMMIT,
-        'org.opencontainers.image.source': 'https://github.com/acme/monorepo',
-        'org.catalyst-forge.project': 'shop',
-        'org.catalyst-forge.release.number': '7',
-      });
-
-      const metadata = JSON.parse((await opened.store.getBlob(first.repo, parsed.layers[0]!.digest)).toString('utf8')) as Record<string, unknown>;
-      expect(metadata).toMatchObject({ number: 7, project: 'shop', repository: 'Acme/Monorepo' });
-      expect((metadata.artifacts as { name: string; trackingUri: string }[]).map((a) => [a.name, a.trackingUri])).toEqual([
-        ['api', `reg/acme/monorepo/shop/api:sha-${COMMIT}`],
-        ['web', `reg/acme/monorepo/shop/web:sha-${COMMIT}`],
-      ]);
-      expect((metadata.resources as { digest: string }).digest).toBe(parsed.layers[1]!.digest);
-      expect((metadata.resources as { summary: unknown }).summary).toEqual([
-        { file: 'api.yaml', apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', namespace: 'shop' },
-        { file: 'web.yaml', apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' },
-      ]);
-
-      const tar = await opened.store.getBlob(first.repo, parsed.layers[1]!.digest);
-      expect(tar.subarray(0, 8).toString()).toBe('api.yaml');
-      expect(tar.toString('utf8')).toContain('image: reg/shop/api:1.2.0');
-    });
-
-    it('refuses unresolved references before pushing anything (behaviour 41)', async () => {
-      const registry = { store: opened.store, address: opened.address };
-      const input = releaseInput({ project: 'other', resources: { 'api.yaml': deployment('api', artifactPlaceholder('api', 'uri')) } });
-      await expect(pushReleaseImage(registry, input)).rejects.toThrow(/reference artifact api without a value \(ARTIFACT_URI_api in api\.yaml line 11\)/);
-      expect(await opened.store.listTags('releases/acme/monorepo/other')).toEqual([]);
-    });
-
-    it('is read by skopeo inspect as an image with a standard config', async (context) => {
-      if (skopeoUnavailable) context.skip(skopeoUnavailable);
-      const registry = { store: opened.store, address: opened.address };
-      const image = await pushReleaseImage(registry, releaseInput({ number: 9, source: { commit: 'c'.repeat(40) } }));
-      const inspected = await skopeoInspect(opened.skopeoRef(image.repo, image.tag));
-      expect(inspected.Digest).toBe(image.digest);
-      expect(inspected.Labels).toMatchObject({ 'org.catalyst-forge.project': 'shop', 'org.catalyst-forge.release.number': '9' });
-      expect(inspected.Created).toBe('2024-05-01T12:00:00Z');
-      const config = await skopeoInspect(opened.skopeoRef(image.repo, image.tag), ['--config', '--raw']);
-      expect(config.rootfs).toEqual({ type: 'layers', diff_ids: (JSON.parse(image.manifest.toString()) as { layers: { digest: string }[] }).layers.map((l) => l.digest) });
-    });
+describeOnEachStore('release image', (current) => {
+  let opened: OpenedStore;
+  beforeEach(() => {
+    opened = current();
   });
-}
+
+  it('pushes metadata and resources layers of the documented types under the commit tag, same digest each time (behaviour 40)', async () => {
+    const registry = { store: opened.store, address: opened.address };
+    const first = await pushReleaseImage(registry, releaseInput());
+    expect(first.pushed).toBe(true);
+    const again = await Promise.all([1, 2].map(() => pushReleaseImage(registry, releaseInput())));
+    expect(again.map((i) => i.digest)).toEqual([first.digest, first.digest]);
+    expect(again.map((i) => i.pushed)).toEqual([false, false]);
+
+    expect(await opened.store.resolve(first.repo, COMMIT)).toBe(first.digest);
+    const manifest = await opened.store.getManifest(first.repo, COMMIT);
+    const parsed = JSON.parse(manifest.bytes.toString('utf8')) as {
+      config: { mediaType: string };
+      layers: { mediaType: string; digest: string; annotations: Record<string, string> }[];
+      annotations: Record<string, string>;
+    };
+    expect(parsed.config.mediaType).toBe(MEDIA_TYPES.ociConfig);
+    expect(parsed.layers.map((l) => [l.mediaType, l.annotations[LAYER_TYPE_ANNOTATION]])).toEqual([
+      [RELEASE_MEDIA_TYPES.metadata, 'metadata'],
+      [RELEASE_MEDIA_TYPES.resources, 'resources'],
+    ]);
+    expect(parsed.annotations).toMatchObject({
+      'org.opencontainers.image.created': '2024-05-01T12:00:00.000Z',
+      'org.opencontainers.image.revision': COMMIT,
+      'org.opencontainers.image.source': 'https://github.com/acme/monorepo',
+      'org.catalyst-forge.project': 'shop',
+      'org.catalyst-forge.release.number': '7',
+    });
+
+    const metadata = JSON.parse((await opened.store.getBlob(first.repo, parsed.layers[0]!.digest)).toString('utf8')) as Record<string, unknown>;
+    expect(metadata).toMatchObject({ number: 7, project: 'shop', repository: 'Acme/Monorepo' });
+    expect((metadata.artifacts as { name: string; trackingUri: string }[]).map((a) => [a.name, a.trackingUri])).toEqual([
+      ['api', `reg/acme/monorepo/shop/api:sha-${COMMIT}`],
+      ['web', `reg/acme/monorepo/shop/web:sha-${COMMIT}`],
+    ]);
+    expect((metadata.resources as { digest: string }).digest).toBe(parsed.layers[1]!.digest);
+    expect((metadata.resources as { summary: unknown }).summary).toEqual([
+      { file: 'api.yaml', apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', namespace: 'shop' },
+      { file: 'web.yaml', apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' },
+    ]);
+
+    const tar = await opened.store.getBlob(first.repo, parsed.layers[1]!.digest);
+    expect(tar.subarray(0, 8).toString()).toBe('api.yaml');
+    expect(tar.toString('utf8')).toContain('image: reg/shop/api:1.2.0');
+  });
+
+  it('refuses unresolved references before pushing anything (behaviour 41)', async () => {
+    const registry = { store: opened.store, address: opened.address };
+    const input = releaseInput({ project: 'other', resources: { 'api.yaml': deployment('api', artifactPlaceholder('api', 'uri')) } });
+    await expect(pushReleaseImage(registry, input)).rejects.toThrow(/reference artifact api without a value \(ARTIFACT_URI_api in api\.yaml line 11\)/);
+    expect(await opened.store.listTags('releases/acme/monorepo/other')).toEqual([]);
+  });
+
+  it('is read by skopeo inspect as an image with a standard config', async (context) => {
+    if (skopeoUnavailable) context.skip(skopeoUnavailable);
+    const registry = { store: opened.store, address: opened.address };
+    const image = await pushReleaseImage(registry, releaseInput({ number: 9, source: { commit: 'c'.repeat(40) } }));
+    const inspected = await skopeoInspect(opened.skopeoRef(image.repo, image.tag));
+    expect(inspected.Digest).toBe(image.digest);
+    expect(inspected.Labels).toMatchObject({ 'org.catalyst-forge.project': 'shop', 'org.catalyst-forge.release.number': '9' });
+    expect(inspected.Created).toBe('2024-05-01T12:00:00Z');
+    const config = await skopeoInspect(opened.skopeoRef(image.repo, image.tag), ['--config', '--raw']);
+    expect(config.rootfs).toEqual({ type: 'layers', diff_ids: (JSON.parse(image.manifest.toString()) as { layers: { digest: string }[] }).layers.map((l) => l.digest) });
+  });
+});

@@ -12,7 +12,7 @@ import { LAYER_TYPE_ANNOTATION } from '../../src/oci/image.ts';
 import { MEDIA_TYPES } from '../../src/oci/manifest.ts';
 import { buildTrackingImage, pushTrackingImage, TRACKING_MEDIA_TYPES, type TrackingImageInput } from '../../src/oci/tracking-image.ts';
 import { skopeoInspect, skopeoUnavailable } from '../helpers/registry.ts';
-import { type OpenedStore, storeAdapters } from './image-stores.ts';
+import { describeOnEachStore, type OpenedStore } from './image-stores.ts';
 
 const COMMIT = 'd'.repeat(40);
 const ARTIFACT_DIGEST = `sha256:${'e'.repeat(64)}`;
@@ -93,62 +93,56 @@ describe('tracking image (pure)', () => {
   });
 });
 
-for (const adapter of storeAdapters) {
-  describe(`tracking image on ${adapter.label}`, () => {
-    let opened: OpenedStore;
-    beforeAll(async () => {
-      if (!adapter.unavailable) opened = await adapter.open();
-    });
-    afterAll(async () => opened?.dispose());
-    beforeEach((context) => {
-      if (adapter.unavailable) context.skip(adapter.unavailable);
-    });
-
-    it('has metadata, sbom and attestation layers of the documented types (behaviour 33)', async () => {
-      const registry = { store: opened.store, address: opened.address };
-      const image = await pushTrackingImage(registry, trackingInput());
-      expect(image.warnings).toEqual([]);
-      expect(image.pushed).toBe(true);
-      expect((await pushTrackingImage(registry, trackingInput())).pushed).toBe(false);
-      expect(image.repo).toBe('releases/o/r/p/api');
-
-      const manifest = JSON.parse((await opened.store.getManifest(image.repo, `sha-${COMMIT}`)).bytes.toString()) as Manifest;
-      expect(manifest.config.mediaType).toBe(MEDIA_TYPES.ociConfig);
-      expect(manifest.layers.map((l) => [l.mediaType, l.annotations[LAYER_TYPE_ANNOTATION]])).toEqual([
-        [TRACKING_MEDIA_TYPES.metadata, 'metadata'],
-        ['application/vnd.cyclonedx+json', 'sbom'],
-        ['application/vnd.in-toto+json', 'attestation'],
-      ]);
-      expect(manifest.annotations).toMatchObject({ 'org.catalyst-forge.artifact': 'api', 'org.opencontainers.image.revision': COMMIT });
-      const blob = async (i: number) => JSON.parse((await opened.store.getBlob(image.repo, manifest.layers[i]!.digest)).toString()) as Record<string, unknown>;
-
-      const metadata = await blob(0);
-      expect(metadata).toMatchObject({ project: 'p', commit: COMMIT, artifact: { name: 'api', digest: ARTIFACT_DIGEST }, build: { pipelineRunId: 'run-1' } });
-      expect((metadata.published as { publisher: string }[]).map((p) => p.publisher)).toEqual(['github', 's3']);
-
-      const sbom = await blob(1) as { bomFormat: string; specVersion: string; serialNumber: string; components: { name: string; hashes: { content: string }[]; properties: { value: string }[] }[] };
-      expect(sbom.bomFormat).toBe('CycloneDX');
-      expect(sbom.specVersion).toBe('1.5');
-      expect(sbom.serialNumber).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      expect(sbom.components.map((c) => [c.name, c.hashes[0]!.content, c.properties[0]!.value])).toEqual([
-        ['README.md', hex('read me'), '7'],
-        ['bin/api', hex('binary'), '6'],
-      ]);
-
-      const statement = await blob(2) as { _type: string; predicateType: string; subject: unknown; predicate: { buildDefinition: { resolvedDependencies: unknown }; runDetails: { builder: { id: string } } } };
-      expect(statement._type).toBe('https://in-toto.io/Statement/v1');
-      expect(statement.predicateType).toBe('https://slsa.dev/provenance/v1');
-      expect(statement.subject).toEqual([{ name: 'api', digest: { sha256: 'e'.repeat(64) } }]);
-      expect(statement.predicate.runDetails.builder.id).toBe('https://forge.example/worker');
-      expect(statement.predicate.buildDefinition.resolvedDependencies).toEqual([{ uri: `git+https://github.com/o/r@${COMMIT}`, digest: { gitCommit: COMMIT } }]);
-    });
-
-    it('is read by skopeo inspect', async (context) => {
-      if (skopeoUnavailable) context.skip(skopeoUnavailable);
-      const image = await pushTrackingImage({ store: opened.store, address: opened.address }, trackingInput({ artifact: { name: 'web', type: 'archive', digest: ARTIFACT_DIGEST } }));
-      const inspected = await skopeoInspect(opened.skopeoRef(image.repo, image.tag));
-      expect(inspected.Digest).toBe(image.digest);
-      expect(inspected.Labels).toMatchObject({ 'org.catalyst-forge.artifact': 'web', 'org.catalyst-forge.image.kind': 'artifact-tracking' });
-    });
+describeOnEachStore('tracking image', (current) => {
+  let opened: OpenedStore;
+  beforeEach(() => {
+    opened = current();
   });
-}
+
+  it('has metadata, sbom and attestation layers of the documented types (behaviour 33)', async () => {
+    const registry = { store: opened.store, address: opened.address };
+    const image = await pushTrackingImage(registry, trackingInput());
+    expect(image.warnings).toEqual([]);
+    expect(image.pushed).toBe(true);
+    expect((await pushTrackingImage(registry, trackingInput())).pushed).toBe(false);
+    expect(image.repo).toBe('releases/o/r/p/api');
+
+    const manifest = JSON.parse((await opened.store.getManifest(image.repo, `sha-${COMMIT}`)).bytes.toString()) as Manifest;
+    expect(manifest.config.mediaType).toBe(MEDIA_TYPES.ociConfig);
+    expect(manifest.layers.map((l) => [l.mediaType, l.annotations[LAYER_TYPE_ANNOTATION]])).toEqual([
+      [TRACKING_MEDIA_TYPES.metadata, 'metadata'],
+      ['application/vnd.cyclonedx+json', 'sbom'],
+      ['application/vnd.in-toto+json', 'attestation'],
+    ]);
+    expect(manifest.annotations).toMatchObject({ 'org.catalyst-forge.artifact': 'api', 'org.opencontainers.image.revision': COMMIT });
+    const blob = async (i: number) => JSON.parse((await opened.store.getBlob(image.repo, manifest.layers[i]!.digest)).toString()) as Record<string, unknown>;
+
+    const metadata = await blob(0);
+    expect(metadata).toMatchObject({ project: 'p', commit: COMMIT, artifact: { name: 'api', digest: ARTIFACT_DIGEST }, build: { pipelineRunId: 'run-1' } });
+    expect((metadata.published as { publisher: string }[]).map((p) => p.publisher)).toEqual(['github', 's3']);
+
+    const sbom = await blob(1) as { bomFormat: string; specVersion: string; serialNumber: string; components: { name: string; hashes: { content: string }[]; properties: { value: string }[] }[] };
+    expect(sbom.bomFormat).toBe('CycloneDX');
+    expect(sbom.specVersion).toBe('1.5');
+    expect(sbom.serialNumber).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(sbom.components.map((c) => [c.name, c.hashes[0]!.content, c.properties[0]!.value])).toEqual([
+      ['README.md', hex('read me'), '7'],
+      ['bin/api', hex('binary'), '6'],
+    ]);
+
+    const statement = await blob(2) as { _type: string; predicateType: string; subject: unknown; predicate: { buildDefinition: { resolvedDependencies: unknown }; runDetails: { builder: { id: string } } } };
+    expect(statement._type).toBe('https://in-toto.io/Statement/v1');
+    expect(statement.predicateType).toBe('https://slsa.dev/provenance/v1');
+    expect(statement.subject).toEqual([{ name: 'api', digest: { sha256: 'e'.repeat(64) } }]);
+    expect(statement.predicate.runDetails.builder.id).toBe('https://forge.example/worker');
+    expect(statement.predicate.buildDefinition.resolvedDependencies).toEqual([{ uri: `git+https://github.com/o/r@${COMMIT}`, digest: { gitCommit: COMMIT } }]);
+  });
+
+  it('is read by skopeo inspect', async (context) => {
+    if (skopeoUnavailable) context.skip(skopeoUnavailable);
+    const image = await pushTrackingImage({ store: opened.store, address: opened.address }, trackingInput({ artifact: { name: 'web', type: 'archive', digest: ARTIFACT_DIGEST } }));
+    const inspected = await skopeoInspect(opened.skopeoRef(image.repo, image.tag));
+    expect(inspected.Digest).toBe(image.digest);
+    expect(inspected.Labels).toMatchObject({ 'org.catalyst-forge.artifact': 'web', 'org.catalyst-forge.image.kind': 'artifact-tracking' });
+  });
+});

@@ -40,8 +40,10 @@ export const PART_BYTES = 8 * 1024 * 1024;
 /** S3's limit of keys per DeleteObjects call. */
 const DELETE_BATCH = 1000;
 
-export function s3Client(settings: S3Settings): S3Client {
+/** `maxAttempts`: the SDK's own attempts (default 3); 1 when the caller counts retries itself. */
+export function s3Client(settings: Pick<S3Settings, 'endpoint' | 'region' | 'accessKeyId' | 'secretAccessKey'>, options: { maxAttempts?: number } = {}): S3Client {
   return new S3Client({
+    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     endpoint: settings.endpoint,
     region: settings.region ?? 'us-east-1',
     forcePathStyle: true,

@@ -12,7 +12,8 @@
  * Limit: one PUT per object, so files up to 5 GiB.
  */
 import { createReadStream } from 'node:fs';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { s3Client } from './object-store.s3.ts';
 import { ForgeError, invalid, type ErrorCode } from '../domain/errors.ts';
 import type { Publisher, PublishResult } from '../engine/ports.ts';
 import { artifactPath, checkDestinationType, configString, withPublishRetries, type RetryOptions } from '../engine/publishing.ts';
@@ -49,15 +50,8 @@ function failure(operation: string, bucket: string, key: string, error: unknown)
 }
 
 export function createS3Publisher(options: S3PublisherOptions): Publisher {
-  const client = new S3Client({
-    endpoint: options.endpoint,
-    region: options.region ?? 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-  });
+  // The SDK's retries are off: withPublishRetries alone counts attempts.
+  const client = s3Client(options, { maxAttempts: 1 });
 
   return {
     type: 's3',

@@ -6,9 +6,9 @@
  * link could point anywhere on the worker).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import { fileDigest } from '../lib/file-digest.ts';
 import { canonicalJson } from './image.ts';
 
 export const SBOM_MEDIA_TYPE = 'application/vnd.cyclonedx+json';
@@ -21,12 +21,6 @@ export interface ListedFile {
   sha256: string;
 }
 
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** Every regular file under `dir` (recursively), sorted by path; fails when `dir` cannot be read. */
 export async function listFiles(dir: string): Promise<ListedFile[]> {
   const root = await lstat(dir);
@@ -34,8 +28,8 @@ export async function listFiles(dir: string): Promise<ListedFile[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   const files = await Promise.all(entries.filter((entry) => entry.isFile()).map(async (entry) => {
     const path = join(entry.parentPath, entry.name);
-    const [info, sha256] = await Promise.all([lstat(path), hashFile(path)]);
-    return { path: relative(dir, path).split(sep).join('/'), size: info.size, sha256 };
+    const { digest, size } = await fileDigest(path);
+    return { path: relative(dir, path).split(sep).join('/'), size, sha256: digest.slice('sha256:'.length) };
   }));
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

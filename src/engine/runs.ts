@@ -184,6 +184,8 @@ export async function recordDiscovery(ctx: EngineContext, runId: string, plan: D
 }
 
 const runLock = (runId: string) => `run:${runId}`;
+/** Taken after the run's lock when both are needed (claims, task reports, step failures). */
+const taskLock = (taskId: string) => `task:${taskId}`;
 
 /** The run of a task or step, locked for this transaction (see the locking note above). */
 async function lockRunOf(tx: Repos, kind: 'task' | 'step', id: string): Promise<PipelineRun> {
@@ -346,6 +348,7 @@ export interface Claim {
 export async function claimTask(ctx: EngineContext, id: string): Promise<Claim> {
   const claim = await ctx.store.transaction(async (tx) => {
     const run = await lockRunOf(tx, 'task', id);
+    await tx.lock(taskLock(id));
     const task = await tx.getTask(id);
     if (!task) throw notFound('task', { id });
     checkRunOpen(run);
@@ -420,6 +423,7 @@ export async function reportTaskStatus(ctx: EngineContext, id: string, to: Repor
   let runId = '';
   const task = await ctx.store.transaction(async (tx) => {
     const run = await lockRunOf(tx, 'task', id);
+    await tx.lock(taskLock(id));
     runId = run.id;
     const current = await tx.getTask(id);
     if (!current) throw notFound('task', { id });
@@ -458,20 +462,39 @@ function stepFailure(step: string, report: StepReport): string {
   return `step ${step} failed${report.exit_code != null ? ` with exit code ${report.exit_code}` : ''}`;
 }
 
-/** A step start starts its task; a step failure fails its task (and so the run). */
+/**
+ * A step start starts its task; a step failure fails its task (and so the run).
+ *
+ * Locks: a failure changes task, phase and run, so it takes the run's lock (then the task's), as
+ * claims and task reports do. A start or a success changes only the step: it takes the task's lock
+ * alone, so the steps of a run's many tasks are recorded side by side instead of queueing on the
+ * run (under load the run lock was where report transactions waited). The task lock orders it
+ * against a claim of a newer attempt (attempt fencing). It does not wait for the run: a step that
+ * succeeds while fail-fast settles its run may be recorded as the success it was.
+ */
 export async function reportStepStatus(ctx: EngineContext, id: string, report: StepReport): Promise<StepExecution> {
   let wroteEvents = false;
-  let changed = false;
+  let taskChanged = false;
   let runId = '';
   const step = await ctx.store.transaction(async (tx) => {
-    const run = await lockRunOf(tx, 'step', id);
-    runId = run.id;
+    const located = await tx.getStep(id);
+    if (!located) throw notFound('step', { id });
+    // A failure, or a start of a task nobody claimed (workers claim first), changes the task.
+    const unclaimed = (await tx.getTask(located.task_execution_id))?.status === 'pending';
+    const changesTask = report.status === 'failed' || (report.status === 'running' && unclaimed);
+    let run: PipelineRun | undefined;
+    if (changesTask) run = await lockRunOf(tx, 'step', id);
+    await tx.lock(taskLock(located.task_execution_id));
     const current = await tx.getStep(id);
-    if (!current) throw notFound('step', { id });
-    if (report.attempt !== undefined) {
-      const owner = await tx.getTask(current.task_execution_id);
-      if (owner) checkAttempt(owner, report.attempt);
+    const task = await tx.getTask(located.task_execution_id);
+    if (!current || !task) throw notFound('step', { id });
+    if (!changesTask && task.status === 'pending') {
+      throw conflict(`task ${task.id} went back to pending (its run is being retried); report the steps of the new attempt`, { task_id: task.id });
     }
+    if (report.attempt !== undefined) checkAttempt(task, report.attempt);
+    run ??= await tx.getRun(await runIdOfTask(tx, task));
+    if (!run) throw notFound('step', { id });
+    runId = run.id;
     const same = checkReport('step', id, current.status, report.status) === 'same';
     if (same && isRunTerminal(run.status)) return current;
     if (!same) checkRunOpen(run);
@@ -485,10 +508,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
       ...(report.attempt !== undefined ? { attempt: report.attempt } : {}),
     };
     if (Object.keys(patch).length > 0) await tx.updateStep(id, patch);
-    changed = !same;
-    if (!same && report.status !== 'success') {
-      const task = await tx.getTask(current.task_execution_id);
-      if (!task) throw new Error(`step ${id} has no task`);
+    if (!same && changesTask) {
       const taskTo = report.status;
       if (task.status !== taskTo && canReport(task.status, taskTo)) {
         await tx.updateTask(task.id, {
@@ -497,11 +517,20 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
           ...(taskTo === 'failed' ? { completed_at: now, error: stepFailure(current.step_name, report) } : {}),
         });
         wroteEvents = await propagateTask(tx, run, task, taskTo, now);
+        taskChanged = true;
       }
     }
     return { ...current, ...patch };
   });
   if (wroteEvents) ctx.eventsWritten();
-  if (changed) ctx.runChanged(runId);
+  // The dispatcher acts on tasks and runs, never on a step alone.
+  if (taskChanged) ctx.runChanged(runId);
   return step;
+}
+
+
+async function runIdOfTask(tx: Repos, task: TaskExecution): Promise<string> {
+  const phase = await tx.getPhase(task.phase_execution_id);
+  if (!phase) throw new Error(`task ${task.id} has no phase`);
+  return phase.pipeline_run_id;
 }

@@ -115,7 +115,8 @@ export interface JobReply {
   result?: unknown;
   /** Else the object-store key of the result. */
   result_key?: string;
-  error?: { code: string; message: string };
+  /** `details`: a ForgeError's details (e.g. `problems` of a configuration error), when small. */
+  error?: { code: string; message: string; details?: Record<string, unknown> };
   /** Which delivery of the message produced this reply. */
   delivery: number;
 }

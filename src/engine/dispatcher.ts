@@ -89,7 +89,10 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
           await failRun(ctx, run.id, 'discovery_failed', error.message);
         }
       } else {
-        await failRun(ctx, run.id, reply.error?.code === 'validation_error' ? 'invalid_config' : 'discovery_failed', reply.error?.message ?? 'discovery failed');
+        // Configuration problems (the handler counts them) are the user's to fix; the rest (git, a
+        // commit that is not there, the worker) is a discovery failure.
+        const config = reply.error?.code === 'validation_error' && reply.error.details?.problems !== undefined;
+        await failRun(ctx, run.id, config ? 'invalid_config' : 'discovery_failed', reply.error?.message ?? 'discovery failed');
       }
     } else if (reply.type === 'ci' && !reply.ok && reply.error?.code !== 'cancelled') {
       // The worker could not run the task (no checkout, no claim): the platform fails it.
@@ -184,9 +187,18 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     options.onGroupDispatched?.(run, phases);
   }
 
+  /**
+   * One reconcile queued per run at a time: nudges that arrive while one waits are served by it (it
+   * reads the run when it starts); a nudge during a reconcile queues the next one.
+   */
+  const queued = new Set<string>();
   function nudge(runId: string): void {
-    if (stopped || runId === '') return;
-    track(perRun.run(runId, () => reconcile(runId)));
+    if (stopped || runId === '' || queued.has(runId)) return;
+    queued.add(runId);
+    track(perRun.run(runId, () => {
+      queued.delete(runId);
+      return reconcile(runId);
+    }));
   }
 
   const sweepMs = options.sweepMs ?? 1000;

@@ -88,7 +88,8 @@ export async function handleDelivery(options: DeliveryOptions): Promise<void> {
       }
       const code = controller.signal.aborted ? 'cancelled' : error instanceof RetryableError ? 'retries_exhausted' : isForgeError(error) ? error.code : 'job_failed';
       const message = controller.signal.aborted ? String((controller.signal.reason as Error | undefined)?.message ?? 'cancelled') : (error as Error)?.message ?? String(error);
-      reply = { ...base, ok: false, error: { code, message } };
+      const details = !controller.signal.aborted && isForgeError(error) && Object.keys(error.details).length > 0 ? { details: error.details } : {};
+      reply = { ...base, ok: false, error: { code, message, ...details } };
       try {
         await options.reply(job.reply_to, reply);
       } catch {

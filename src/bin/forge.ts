@@ -38,6 +38,20 @@ function parsedOrExit<T>(command: string, parse: () => T): T {
   }
 }
 
+/**
+ * Starts a long-running role; what stops the start (a database or NATS that does not answer, a
+ * worker type without a handler) is printed in one line, the stack only at debug level.
+ */
+async function startedOrExit<T>(command: string, logLevel: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    console.error(`forge ${command}: ${(error as Error).message}`);
+    if (logLevel === 'debug' || logLevel === 'trace') console.error(error);
+    process.exit(error instanceof SettingsError ? 2 : 1);
+  }
+}
+
 function onSignals(close: () => Promise<void>): void {
   let stopping = false;
   const stop = async () => {
@@ -61,16 +75,7 @@ server.action(async (flags: Record<string, unknown>) => {
   const settings = parsedOrExit('server', () => parseServerSettings(flags));
   // Loaded only here, so client commands start without the server's dependencies.
   const { startServer } = await import('./server.ts');
-  let running;
-  try {
-    running = await startServer(settings);
-  } catch (error) {
-    // What stopped the start, in words (a database or NATS that does not answer, a worker type
-    // without a handler); the stack only at debug level.
-    console.error(`forge server: ${(error as Error).message}`);
-    if (settings.logLevel === 'debug' || settings.logLevel === 'trace') console.error(error);
-    process.exit(error instanceof SettingsError ? 2 : 1);
-  }
+  const running = await startedOrExit('server', settings.logLevel, () => startServer(settings));
   const store = settings.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${settings.dataDir}`;
   const queue = settings.natsUrl ? 'NATS JetStream' : 'in-process';
   const objects = settings.execution.s3 ? `S3 ${settings.execution.s3.endpoint}/${settings.execution.s3.bucket}` : `files in ${settings.dataDir}/objects`;
@@ -106,13 +111,7 @@ addSettingOptions(worker, { ...WORKER_SETTINGS, ...EXECUTION_SETTINGS });
 worker.action(async (flags: Record<string, unknown>) => {
   const settings = parsedOrExit('worker', () => parseWorkerSettings(flags));
   const { startWorkerProcess } = await import('./worker.ts');
-  let running;
-  try {
-    running = await startWorkerProcess(settings);
-  } catch (error) {
-    console.error(`forge worker: ${(error as Error).message}`);
-    process.exit(error instanceof SettingsError ? 2 : 1);
-  }
+  const running = await startedOrExit('worker', settings.logLevel, () => startWorkerProcess(settings));
   console.log(`forge worker ${VERSION}: ${settings.types.join(', ')} jobs from ${settings.execution.natsUrl}, ${settings.execution.workerConcurrency} at a time per type; reporting to ${settings.url}`);
   onSignals(() => running.close());
 });

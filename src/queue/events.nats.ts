@@ -3,6 +3,7 @@
  * subscribes to `forge.events.>` and feeds the local bus, so SSE clients of every API replica see
  * every replica's events.
  */
+import { ForgeError } from '../domain/errors.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { EventEnvelope } from '../domain/entities.ts';
 import type { EventPublisher } from '../engine/ports.ts';
@@ -11,7 +12,9 @@ import type { EventBus } from './events.memory.ts';
 export const EVENT_SUBJECT_PREFIX = 'forge.events';
 
 export async function connectNatsEvents(url: string, bus: EventBus, name = 'forge-api'): Promise<EventPublisher> {
-  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1 });
+  const nc: NatsConnection = await connect({ servers: url, name, maxReconnectAttempts: -1 }).catch((error: unknown) => {
+    throw new ForgeError('service_unavailable', `cannot connect to NATS at ${url}: ${(error as Error).message}`, {}, { cause: error });
+  });
   const sub = nc.subscribe(`${EVENT_SUBJECT_PREFIX}.>`);
   void (async () => {
     for await (const msg of sub) {

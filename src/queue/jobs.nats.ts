@@ -5,6 +5,7 @@
  * dedupe on publish, replies on core-NATS inboxes, cancel broadcasts on `forge.cancel.<run>`.
  * A `namespace` prefixes every stream and subject so test suites never share a stream.
  */
+import { ForgeError } from '../domain/errors.ts';
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, createInbox, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, subjectOf, type JobMessage, type JobReply, type WorkerType } from '../domain/jobs.ts';
@@ -72,7 +73,9 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
   const timings: QueueTimings = { ...DEFAULT_TIMINGS, ...options.timings };
   const namespace = options.namespace ?? '';
   const names = streamNames(namespace);
-  const nc: NatsConnection = await connect({ servers: url, name: options.name ?? 'forge-jobs', maxReconnectAttempts: -1 });
+  const nc: NatsConnection = await connect({ servers: url, name: options.name ?? 'forge-jobs', maxReconnectAttempts: -1 }).catch((error: unknown) => {
+    throw new ForgeError('service_unavailable', `cannot connect to NATS at ${url}: ${(error as Error).message}`, {}, { cause: error });
+  });
   try {
     await ensureJobStreams(await jetstreamManager(nc), namespace, timings);
   } catch (error) {

@@ -19,6 +19,8 @@ describe('server with an OIDC issuer', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'forge-oidc-'));
     server = await startServer(parseServerSettings({ port: '0', dataDir, logLevel: 'silent', rateLimits: 'off' }, {
       FORGE_OIDC_ISSUER: issuer.issuer, FORGE_OIDC_AUDIENCE: 'forge',
+      // Identity only: in-process workers would need a service token from this issuer.
+      FORGE_WORKERS: 'none',
     }));
   });
   afterAll(async () => {
@@ -48,5 +50,15 @@ describe('server with an OIDC issuer', () => {
     // With a real issuer configured, the embedded dev issuer's tokens mean nothing.
     const dev = await (await openDevIssuer(dataDir)).sign({ sub: 'mallory', roles: ['operator'] });
     expect((await fetch(`${server.url}/v1/runs`, { headers: { authorization: `Bearer ${dev}` } })).status).toBe(401);
+  });
+
+  it('refuses to start in-process workers without a service token for them, saying which settings give one', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'forge-oidc-'));
+    try {
+      await expect(startServer(parseServerSettings({ port: '0', dataDir: other, logLevel: 'silent' }, { FORGE_OIDC_ISSUER: issuer.issuer })))
+        .rejects.toThrow(/workers need a service-account token .*FORGE_WORKER_TOKEN.*FORGE_OIDC_TOKEN_URL/);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 });

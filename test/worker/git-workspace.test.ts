@@ -292,6 +292,8 @@ async function startGitHttpServer(projectRoot: string, user: string, password: s
           REMOTE_ADDR: '127.0.0.1',
         },
       });
+      // git may answer (and exit) before it has read the whole request body.
+      backend.stdin.on('error', () => undefined);
       backend.stdin.end(body);
       let head = Buffer.alloc(0);
       let inBody = false;

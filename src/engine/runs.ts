@@ -342,7 +342,7 @@ export interface Claim {
 
 /**
  * A worker takes a task: its attempt goes up by one and its steps start over (a redelivered or
- * retried job runs them again in a fresh worktree). Reports that carry an older attempt are then
+ * retried job runs them again in a fresh checkout). Reports that carry an older attempt are then
  * refused, so a worker that froze past ack_wait cannot overwrite the newer attempt's results.
  */
 export async function claimTask(ctx: EngineContext, id: string): Promise<Claim> {
@@ -355,18 +355,25 @@ export async function claimTask(ctx: EngineContext, id: string): Promise<Claim> 
     if (isExecutionTerminal(task.status)) throw conflict(`task is already ${task.status}`, { id, status: task.status });
     const now = ctx.clock.now();
     const attempt = task.attempt + 1;
-    // The job's time budget counts from now: waiting in the queue for a free worker is not running.
-    const deadline = task.deadline_at && task.dispatched_at
-      ? { deadline_at: new Date(now.getTime() + runningBudget(task.deadline_at.getTime() - task.dispatched_at.getTime())) }
-      : {};
+    const deadline = task.deadline_at ? { deadline_at: new Date(now.getTime() + claimedSpan(task, task.deadline_at)) } : {};
     const patch = { status: 'running' as const, attempt, started_at: now, error: null, ...deadline };
     await tx.updateTask(id, patch);
     await tx.updateStepsOfTask(id, { status: 'pending', started_at: null, completed_at: null, exit_code: null });
     await propagateTask(tx, run, task, 'running', now);
-    return { runId: run.id, claim: { attempt, task: { ...task, ...patch }, steps: await tx.listSteps([id]) } };
+    return { attempt, task: { ...task, ...patch }, steps: await tx.listSteps([id]) };
   });
   // Nothing for the dispatcher to do: the task runs, and its deadline moved with the claim.
-  return claim.claim;
+  return claim;
+}
+
+/**
+ * The watchdog's span for a claimed task, counted from the claim: waiting in the queue for a free
+ * worker is not running. The first claim turns the published job's timeout into the running budget;
+ * a later claim (redelivery) keeps the span the first one set, so it neither grows nor shrinks.
+ */
+function claimedSpan(task: TaskExecution, deadline: Date): number {
+  if (task.attempt > 0 && task.started_at) return deadline.getTime() - task.started_at.getTime();
+  return runningBudget(deadline.getTime() - (task.dispatched_at ?? deadline).getTime());
 }
 
 /** A report from an older attempt than the task's current one is refused (fencing). */

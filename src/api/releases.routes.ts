@@ -4,9 +4,11 @@ import { requirePermission } from '../auth/permissions.ts';
 import { checkName } from '../domain/names.ts';
 import { createRelease, getRelease, listReleases, type CreateReleaseInput } from '../engine/releases.ts';
 import { canonicalId } from '../engine/releases.ts';
+import { getReleaseBuild, listRunReleaseBuilds, requestReleaseBuild, type ReleaseRequest } from '../engine/release-builds.ts';
 import type { RouteDeps } from './app.ts';
 import {
-  S, createReleaseBody, createReleaseResponse, errorResponses, pageQuery, releaseListResponse, releaseSchema,
+  S, createReleaseBody, createReleaseBuildBody, createReleaseResponse, errorResponses, idParams, pageQuery, releaseBuildListResponse,
+  releaseBuildSchema, releaseListResponse, releaseSchema,
 } from './schemas.ts';
 
 const params = (withRef: boolean) => ({
@@ -54,5 +56,28 @@ export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync 
   }, async (request) => {
     limiters.releaseLookup?.take('');
     return getRelease(ctx, repositoryOf(request.params), request.params.project, request.params.ref);
+  });
+
+  app.post<{ Body: ReleaseRequest }>('/v1/release-builds', {
+    schema: {
+      summary: 'Build a release: a manual release of a project at a commit, or (release_id) rebuild and re-publish an existing release; 202, or 200 with the build already running',
+      tags: ['releases'], body: createReleaseBuildBody,
+      response: { 200: releaseBuildSchema, 202: releaseBuildSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    requirePermission(request.identity, 'releases:create');
+    const { build, created } = await requestReleaseBuild(ctx, request.body, request.identity.actor);
+    return reply.status(created ? 202 : 200).send(build);
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/release-builds/:id', {
+    schema: { summary: 'A release build: its status, artifact jobs and the release it made', tags: ['releases'], params: idParams, response: { 200: releaseBuildSchema, ...errorResponses } },
+  }, async (request) => getReleaseBuild(ctx, request.params.id));
+
+  app.get<{ Params: { id: string } }>('/v1/runs/:id/release-builds', {
+    schema: { summary: 'The release builds of a run (its release phase)', tags: ['releases'], params: idParams, response: { 200: releaseBuildListResponse, ...errorResponses } },
+  }, async (request) => {
+    const page = await listRunReleaseBuilds(ctx, request.params.id);
+    return { release_builds: page.rows, total: page.total };
   });
 };

@@ -7,11 +7,10 @@ import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus
 import type { GithubContext } from '../domain/entities.ts';
 import type { RouteDeps } from './app.ts';
 import {
-  S, claimResponse, createRunBody, createRunResponse, errorResponses, logQuery, logResponse, runListQuery, runListResponse, runTreeSchema,
+  claimResponse, createRunBody, createRunResponse, errorResponses, idParams, logQuery, logResponse, runListQuery, runListResponse, runTreeSchema,
   stepResponse, stepStatusBody, taskResponse, taskStatusBody,
 } from './schemas.ts';
 
-const idParams = { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false } as const;
 
 const LOG_HEARTBEAT_MS = 15_000;
 

@@ -5,7 +5,7 @@
 import { NAME_PATTERNS, NAME_RULES } from '../domain/names.ts';
 import {
   ALIAS_TYPES, APPROVAL_STATUSES, ARTIFACT_TYPES, DEPLOYMENT_STATUSES, EXECUTION_STATUSES,
-  RELEASE_TRIGGER_TYPES, REPORTED_STATUSES, RUN_STATUSES, TRIGGER_TYPES,
+  RELEASE_BUILD_STATUSES, RELEASE_TRIGGER_TYPES, REPORTED_STATUSES, RUN_STATUSES, TRIGGER_TYPES,
 } from '../domain/statuses.ts';
 
 const str = (pattern: string, description: string, maxLength?: number) =>
@@ -154,6 +154,7 @@ export const createReleaseBody = obj({
   trigger: obj({ type: { type: 'string', enum: RELEASE_TRIGGER_TYPES }, branch: S.branch, tag: S.tag }, ['type']),
   tagging_strategy: { type: 'string', enum: ['monorepo', 'tag-all'] },
   aliases: { type: 'array', maxItems: 20, items: S.alias },
+  release_number: { type: 'integer', minimum: 1, maximum: 2147483647 },
 }, ['repository', 'project', 'commit_sha', 'artifacts']);
 
 export const createReleaseResponse = obj({ id: S.uuid, release_number: { type: 'integer' }, oci_uri: { type: 'string' }, canonical_id: { type: 'string' } });
@@ -211,3 +212,35 @@ const approvalFields = {
 export const approvalSchema = obj(approvalFields);
 export const createApprovalResponse = obj(approvalFields);
 export const approvalStatusResponse = obj({ ...approvalFields, approvals: { type: 'array', items: approvalSchema } });
+
+/** Beyond the seed: a manual release (`forge release create`) or the rebuild of one (`forge release retry`). */
+export const createReleaseBuildBody = obj({
+  repository: S.repository,
+  project: S.project,
+  commit_sha: S.commitSha,
+  branch: S.branch,
+  release_id: S.uuid,
+}, []);
+
+const artifactState = obj({
+  status: { type: 'string', enum: ['pending', 'success', 'failed'] },
+  dispatched_at: { type: 'string' },
+  error: { type: 'string' },
+  result: { type: 'object', additionalProperties: true },
+}, ['status']);
+
+export const releaseBuildSchema = obj({
+  id: S.uuid, repository: { type: 'string' }, project: { type: 'string' }, commit_sha: { type: 'string' },
+  branch: S.nullableString, pipeline_run_id: { type: ['string', 'null'] }, run_attempt: { type: ['integer', 'null'] },
+  trigger: { type: 'object', additionalProperties: true },
+  status: { type: 'string', enum: RELEASE_BUILD_STATUSES },
+  plan: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
+  artifacts: { type: 'object', additionalProperties: artifactState },
+  release_id: { type: ['string', 'null'] }, error_message: S.nullableString, created_by: { type: 'string' },
+  created_at: S.time, updated_at: S.time, finished_at: { anyOf: [S.time, { type: 'null' }] },
+  plan_dispatched_at: { anyOf: [S.time, { type: 'null' }] }, release_dispatched_at: { anyOf: [S.time, { type: 'null' }] },
+});
+
+export const releaseBuildListResponse = obj({ release_builds: { type: 'array', items: releaseBuildSchema }, total: { type: 'integer' } });
+
+export const idParams = { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false } as const;

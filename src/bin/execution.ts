@@ -19,6 +19,64 @@ import { ensureBucket } from '../store/object-store.s3.ts';
 import { createGitWorkspaces } from '../worker/git-workspace.ts';
 import { httpInternalApi } from '../worker/internal-api.ts';
 import { startWorkers } from '../worker/worker.ts';
+import { invalid } from '../domain/errors.ts';
+import { EMBEDDED_REGISTRY } from '../domain/registries.ts';
+import type { PublishDestination, Publisher } from '../engine/ports.ts';
+import { configString } from '../engine/publishing.ts';
+import { createOciPublisher } from '../oci/oci.publisher.ts';
+import { createDirectoryPublisher, ARTIFACTS_DIR } from '../store/directory.publisher.ts';
+import { createS3Publisher } from '../store/s3.publisher.ts';
+import { createGitHubPublisher } from '../gitops/github.publisher.ts';
+import { createGitHubReleasesClient } from '../gitops/github-releases.client.ts';
+import { openRegistries, type Registries } from './registries.ts';
+
+export const PUBLISHER_TYPES = ['docker', 's3', 'github', 'directory'] as const;
+
+/**
+ * The publisher adapter for a repo.cue publisher, by type, made once per destination kind:
+ * `docker` → the OCI store of its `registry` (none: the embedded store), `s3` → the worker's S3
+ * endpoint and keys (FORGE_S3_*), `github` → release assets with FORGE_GITHUB_TOKEN, `directory` →
+ * files under <data dir>/artifacts.
+ */
+export function publisherFactory(options: { registries: Registries; execution: ExecutionSettings; dataDir: string; github?: { token: string | undefined; apiUrl: string | undefined } }): { publisherFor(destination: PublishDestination): Publisher; close(): Promise<void> } {
+  const made = new Map<string, Publisher>();
+  const once = (key: string, make: () => Publisher) => {
+    let publisher = made.get(key);
+    if (!publisher) {
+      publisher = make();
+      made.set(key, publisher);
+    }
+    return publisher;
+  };
+  return {
+    publisherFor(destination) {
+      switch (destination.type) {
+        case 'docker': {
+          const host = (configString(destination, 'registry') ?? EMBEDDED_REGISTRY).replace(/\/+$/, '');
+          return once(`docker:${host}`, () => createOciPublisher({ store: options.registries.storeFor(host), registry: host }));
+        }
+        case 's3': {
+          const s3 = options.execution.s3;
+          if (!s3) throw invalid(`publisher ${destination.name} (s3) needs an S3 endpoint on the artifact workers: set FORGE_S3_ENDPOINT, FORGE_S3_ACCESS_KEY_ID and FORGE_S3_SECRET_ACCESS_KEY`, { publisher: destination.name });
+          return once('s3', () => createS3Publisher({ endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }));
+        }
+        case 'github': {
+          const token = options.github?.token;
+          if (!token) throw invalid(`publisher ${destination.name} (github) needs FORGE_GITHUB_TOKEN on the artifact workers`, { publisher: destination.name });
+          return once('github', () => createGitHubPublisher({ releases: createGitHubReleasesClient({ token, baseUrl: options.github?.apiUrl }) }));
+        }
+        case 'directory':
+          return once('directory', () => createDirectoryPublisher({ root: join(options.dataDir, ARTIFACTS_DIR) }));
+        default:
+          throw invalid(`publisher ${destination.name} has type ${destination.type}, which Forge cannot publish to; types: ${PUBLISHER_TYPES.join(', ')}`, { publisher: destination.name, type: destination.type });
+      }
+    },
+    async close() {
+      await Promise.all([...made.values()].map((p) => p.close()));
+      made.clear();
+    },
+  };
+}
 
 export async function openExecutionObjects(execution: ExecutionSettings, dataDir: string): Promise<ObjectStore> {
   if (!execution.s3) return openObjectStore({ dataDir });
@@ -63,9 +121,18 @@ export async function startWorkerPool(options: {
   cacheDir: string;
   objects: ObjectStore;
   queue: JobQueue;
+  /** Registries (embedded OCI store), signing key and the directory publisher live here. */
+  dataDir: string;
+  github?: { token: string | undefined; apiUrl: string | undefined };
 }): Promise<RunningWorkers> {
   const { execution } = options;
   const unlock = lockCacheDir(options.cacheDir);
+  const registries = openRegistries(execution.registries, options.dataDir);
+  const publishers = publisherFactory({ registries, execution, dataDir: options.dataDir, ...(options.github ? { github: options.github } : {}) });
+  const closeReleases = async () => {
+    await publishers.close();
+    await registries.close();
+  };
   const workspaces = createGitWorkspaces({
     cacheDir: options.cacheDir,
     urlTemplate: execution.gitUrlTemplate,
@@ -76,7 +143,9 @@ export async function startWorkerPool(options: {
     objects: options.objects,
     workspaces,
     api: httpInternalApi({ baseUrl: options.apiUrl, token: options.token }),
-  }, options.types, execution.workerConcurrency).catch((error: unknown) => {
+    releases: { registries, publisherFor: publishers.publisherFor, stagingRoot: join(options.cacheDir, 'staging') },
+  }, options.types, execution.workerConcurrency).catch(async (error: unknown) => {
+    await closeReleases();
     unlock();
     throw error;
   });
@@ -84,6 +153,7 @@ export async function startWorkerPool(options: {
     types: options.types,
     async stop() {
       await workers.stop();
+      await closeReleases();
       unlock();
     },
   };

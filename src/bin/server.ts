@@ -138,7 +138,8 @@ export async function startServer(settings: ServerSettings, options: { store?: S
       cleanups.push(() => workerQueue.close());
       workers = await startWorkerPool({
         execution, types: settings.inProcessWorkers, apiUrl, token: workerTokenSource(execution, devIssuer),
-        cacheDir: serverWorkerCacheDir(settings.dataDir), objects, queue: workerQueue,
+        cacheDir: serverWorkerCacheDir(settings.dataDir), objects, queue: workerQueue, dataDir: settings.dataDir,
+        github: { token: settings.github.token, apiUrl: settings.github.apiUrl },
       });
       // Stopped before the dispatcher and the app: cleanups run in reverse.
       cleanups.push(() => workers!.stop());

@@ -28,7 +28,7 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Runn
     cleanups.push(() => objects.close());
     const queue = await jobQueueFactory(execution, objects)(`forge-worker-${settings.types.join('-')}`);
     cleanups.push(() => queue.close());
-    const workers = await startWorkerPool({ execution, types: settings.types, apiUrl: settings.url, token, cacheDir: settings.cacheDir, objects, queue });
+    const workers = await startWorkerPool({ execution, types: settings.types, apiUrl: settings.url, token, cacheDir: settings.cacheDir, objects, queue, dataDir: settings.dataDir });
     cleanups.push(() => workers.stop());
     return { workers, close: closeAll };
   } catch (error) {

@@ -9,6 +9,7 @@ import type {
   ArtifactType,
   DeploymentStatus,
   ExecutionStatus,
+  ReleaseBuildStatus,
   ReleaseTriggerType,
   RunStatus,
   TriggerType,
@@ -163,11 +164,60 @@ export interface ReleaseApproval {
   revoked_by: string | null;
 }
 
+/** What one artifact job of a release build reported (the artifact job's result, digest §3.5). */
+export interface ArtifactJobState {
+  status: 'pending' | 'success' | 'failed';
+  dispatched_at?: string;
+  /** `ArtifactJobResult` of src/engine/release-builds.ts on success. */
+  result?: Record<string, unknown>;
+  error?: string;
+}
+
+/** The plan of a release build: what discovery found for the project at the commit. */
+export interface ReleaseBuildPlan {
+  project_path: string;
+  tagging_strategy: 'monorepo' | 'tag-all';
+  /** project.cue `artifacts`, by name. */
+  artifacts: Record<string, Record<string, unknown>>;
+  /** repo.cue `publishers`, by name. */
+  publishers: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * Beyond the seed: the release phase of one project in one run attempt, or a manual release
+ * (`forge release create` / `forge release retry`): artifact jobs, then the release job. Only a
+ * successful build leaves a Release row (digest §7.4); a failed one leaves its error here.
+ */
+export interface ReleaseBuild {
+  id: string;
+  repository: string;
+  project: string;
+  commit_sha: string;
+  branch: string | null;
+  pipeline_run_id: string | null;
+  run_attempt: number | null;
+  trigger: { type: ReleaseTriggerType; branch?: string; tag?: string };
+  status: ReleaseBuildStatus;
+  plan: ReleaseBuildPlan | null;
+  artifacts: Record<string, ArtifactJobState>;
+  /** The release it made (or rebuilt, for a retry). */
+  release_id: string | null;
+  error_message: string | null;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
+  finished_at: Date | null;
+  /** Dispatcher bookkeeping: when the discovery (manual builds) and release jobs were published. */
+  plan_dispatched_at: Date | null;
+  release_dispatched_at: Date | null;
+}
+
 export const EVENT_TYPES = [
   'pipeline.run.created',
   'pipeline.run.completed',
   'pipeline.run.retried',
   'release.created',
+  'release.build.failed',
   'deployment.created',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -184,6 +234,8 @@ export interface EventData {
     commit_sha: string;
     release_number: number;
   };
+  /** Beyond the seed: a release build failed; no release was registered. */
+  'release.build.failed': { build_id: string; repository: string; project: string; commit_sha: string; pipeline_run_id: string | null; error: string };
   'deployment.created': { deployment_id: string; release_id: string; environment: string; deployed_by: string };
 }
 

@@ -32,6 +32,29 @@ export type AliasType = (typeof ALIAS_TYPES)[number];
 export const ARTIFACT_TYPES = ['container', 'binary', 'archive'] as const;
 export type ArtifactType = (typeof ARTIFACT_TYPES)[number];
 
+/**
+ * A release build (the release phase of one project, or a manual release): `pending` until its plan
+ * is known (manual builds run discovery first), `building` while its artifact jobs run, `releasing`
+ * while the release job renders, pushes and registers, then `success`, `failed` or `cancelled`.
+ */
+export const RELEASE_BUILD_STATUSES = ['pending', 'building', 'releasing', 'success', 'failed', 'cancelled'] as const;
+export type ReleaseBuildStatus = (typeof RELEASE_BUILD_STATUSES)[number];
+
+export function isReleaseBuildTerminal(status: ReleaseBuildStatus): boolean {
+  switch (status) {
+    case 'pending':
+    case 'building':
+    case 'releasing':
+      return false;
+    case 'success':
+    case 'failed':
+    case 'cancelled':
+      return true;
+    default:
+      return assertNever(status, 'release build status');
+  }
+}
+
 export const DEPLOYMENT_STATUSES = ['pending', 'active', 'superseded', 'failed'] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
 

@@ -19,7 +19,14 @@ import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import type { EngineContext } from './context.ts';
 import type { PhaseExecution, PipelineRun } from '../domain/entities.ts';
 import type { JobQueue, ObjectStore } from './ports.ts';
-import { completeRunIfDone, failRun, markDispatched, recordDiscovery, reportTaskStatus, type DiscoveryPlan, type PlannedStep } from './runs.ts';
+import { completeRunIfDone, failRun, markDispatched, recordDiscovery, reportTaskStatus, runningBudget, type DiscoveryPlan, type PlannedStep } from './runs.ts';
+import {
+  artifactResults, autoDeploy, cancelRunReleaseBuilds, failReleaseBuild, hasReleasePhase, markBuildDispatched, recordArtifactOutcome,
+  recordBuildPlan, recordReleaseOutcome, startRunReleases,
+  type ArtifactJobPayload, type ArtifactJobResult, type BuildDiscoveryPayload, type DiscoveredRelease, type ReleaseJobPayload, type ReleaseJobResult,
+} from './release-builds.ts';
+import type { ReleaseBuild } from '../domain/entities.ts';
+import { isReleaseBuildTerminal } from '../domain/statuses.ts';
 
 export interface DispatcherOptions {
   queue: JobQueue;
@@ -76,6 +83,10 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   }
 
   async function onReply(reply: JobReply): Promise<void> {
+    if (reply.type === 'artifact' || reply.type === 'release' || (reply.type === 'discovery' && reply.job_id !== reply.run_id)) {
+      await onBuildReply(reply);
+      return;
+    }
     const run = await ctx.store.getRun(reply.run_id);
     if (!run || run.attempt !== reply.run_attempt) return; // a reply for an older attempt of the run
     if (reply.type === 'discovery') {
@@ -104,6 +115,30 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     nudge(reply.run_id);
   }
 
+  /** Replies of release builds: a manual build's discovery, artifact jobs, the release job. */
+  async function onBuildReply(reply: JobReply): Promise<void> {
+    const [buildId, artifact] = splitBuildJobId(reply.job_id);
+    const build = await ctx.store.getReleaseBuild(buildId);
+    if (!build || isReleaseBuildTerminal(build.status)) return;
+    if (build.pipeline_run_id !== null && build.run_attempt !== reply.run_attempt) return;
+    const error = reply.error?.message ?? `${reply.type} job failed`;
+    if (reply.type === 'discovery') {
+      if (reply.ok) await recordBuildPlan(ctx, build.id, (await resultOf(reply)) as DiscoveredRelease);
+      else await failReleaseBuild(ctx, build.id, `discovery failed: ${error}`);
+    } else if (reply.type === 'artifact') {
+      const name = artifact ?? '';
+      await recordArtifactOutcome(ctx, build.id, name, reply.ok ? { ok: true, result: (await resultOf(reply)) as ArtifactJobResult } : { ok: false, error });
+    } else if (reply.type === 'release') {
+      const result = reply.ok ? (await resultOf(reply)) as ReleaseJobResult : undefined;
+      const done = await recordReleaseOutcome(ctx, build.id, result ? { ok: true, result } : { ok: false, error });
+      if (done?.status === 'success' && result?.created) {
+        for (const outcome of await autoDeploy(ctx, result.release_id, 'forge-release')) {
+          if (outcome.error) log(`auto-deploy of release ${result.release_id} to ${outcome.environment} failed: ${outcome.error}`);
+        }
+      }
+    }
+  }
+
   async function resultOf(reply: JobReply): Promise<unknown> {
     if (reply.result_key === undefined) return reply.result;
     if (!options.objects) throw new Error(`reply of job ${reply.job_id} is stored at ${reply.result_key} but no object store is configured`);
@@ -121,7 +156,12 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
 
   async function reconcile(runId: string): Promise<void> {
     const run = await ctx.store.getRun(runId);
-    if (!run) return;
+    if (!run) {
+      // Not a run: a manual release build (its id is nudged like a run's).
+      const build = await ctx.store.getReleaseBuild(runId);
+      if (build) await reconcileBuild(build);
+      return;
+    }
     const now = ctx.clock.now();
     if (isRunTerminal(run.status)) {
       // Once per attempt: a retried run that fails again cancels its new jobs too.
@@ -130,6 +170,7 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
         broadcast.add(key);
         const reason = run.status === 'cancelled' ? (run.error_message ?? 'run cancelled') : 'another task failed (fail-fast)';
         await options.queue.broadcastCancel(runId, reason);
+        await cancelRunReleaseBuilds(ctx, run);
       }
       return;
     }
@@ -160,7 +201,8 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     const active = [...new Set(phases.map((p) => p.group_number))].sort((a, b) => a - b)
       .find((group) => phases.some((p) => p.group_number === group && p.status !== 'success' && p.status !== 'skipped'));
     if (active === undefined) {
-      await completeRunIfDone(ctx, runId);
+      if (hasReleasePhase(run)) await releasePhase(run);
+      else await completeRunIfDone(ctx, runId);
       return;
     }
     const activePhases = phases.filter((p) => p.group_number === active);
@@ -187,6 +229,92 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     options.onGroupDispatched?.(run, phases);
   }
 
+  /** The release phase of a run whose phase groups all succeeded (digest §2.2 step 5). */
+  async function releasePhase(run: PipelineRun): Promise<void> {
+    const builds = await startRunReleases(ctx, run);
+    for (const build of builds) await reconcileBuild(build);
+    const now = await Promise.all(builds.map((b) => ctx.store.getReleaseBuild(b.id)));
+    const failed = now.find((b) => b?.status === 'failed' || b?.status === 'cancelled');
+    if (failed) {
+      await failRun(ctx, run.id, 'release_failed', `release of ${failed.project} failed: ${failed.error_message ?? failed.status}`);
+      return;
+    }
+    await completeRunIfDone(ctx, run.id);
+  }
+
+  /** Publishes what a release build needs next, and fails what ran past its time. */
+  async function reconcileBuild(build: ReleaseBuild): Promise<void> {
+    const now = ctx.clock.now();
+    const jobRun = build.pipeline_run_id ?? build.id;
+    const attempt = build.run_attempt ?? 1;
+    if (isReleaseBuildTerminal(build.status)) {
+      const key = `build:${build.id}`;
+      if (build.pipeline_run_id === null && build.status !== 'success' && !broadcast.has(key)) {
+        broadcast.add(key);
+        await options.queue.broadcastCancel(build.id, build.error_message ?? 'release build ended');
+      }
+      return;
+    }
+    const overdue = (since: Date | string | null | undefined, limitMs: number) => since != null && now.getTime() - new Date(since).getTime() > limitMs;
+    switch (build.status) {
+      case 'pending': {
+        if (build.plan_dispatched_at === null) {
+          const payload: BuildDiscoveryPayload & { run_id: string } = {
+            build_id: build.id, run_id: build.id, repository: build.repository, commit_sha: build.commit_sha, branch: build.branch ?? '',
+          };
+          await options.queue.publish(job('discovery', `${build.id}_plan`, jobRun, attempt, payload, now), `discovery-${build.id}`);
+          await markBuildDispatched(ctx, build.id, { plan: now });
+        } else if (overdue(build.plan_dispatched_at, timeouts.discovery)) {
+          await failReleaseBuild(ctx, build.id, `discovery did not finish within ${formatMs(timeouts.discovery)}`);
+        }
+        return;
+      }
+      case 'building': {
+        const plan = build.plan!;
+        const names = Object.keys(plan.artifacts).sort();
+        const undispatched = names.filter((n) => build.artifacts[n] === undefined);
+        if (undispatched.length > 0) {
+          await Promise.all(undispatched.map(async (name) => {
+            const config = plan.artifacts[name] ?? {};
+            const wanted = Array.isArray(config.publishers) ? (config.publishers as string[]) : [];
+            const payload: ArtifactJobPayload = {
+              build_id: build.id, repository: build.repository, project: build.project, project_path: plan.project_path,
+              commit_sha: build.commit_sha, branch: build.branch, trigger: build.trigger, pipeline_run_id: build.pipeline_run_id,
+              artifact: name, config, publishers: Object.fromEntries(wanted.flatMap((p) => (plan.publishers[p] ? [[p, plan.publishers[p]]] : []))),
+              timeout_ms: timeouts.artifact,
+            };
+            await options.queue.publish(job('artifact', `${build.id}_${name}`, jobRun, attempt, payload, now), `artifact-${build.id}-${name}`);
+          }));
+          await markBuildDispatched(ctx, build.id, { artifacts: undispatched });
+          return;
+        }
+        for (const name of names) {
+          const state = build.artifacts[name];
+          if (state?.status === 'pending' && overdue(state.dispatched_at, runningBudget(timeouts.artifact))) {
+            await recordArtifactOutcome(ctx, build.id, name, { ok: false, error: `timed out: no result within ${formatMs(timeouts.artifact)}` });
+            return;
+          }
+        }
+        if (!names.every((n) => build.artifacts[n]?.status === 'success')) return;
+        const payload: ReleaseJobPayload = {
+          build_id: build.id, repository: build.repository, project: build.project, project_path: plan.project_path,
+          commit_sha: build.commit_sha, branch: build.branch, trigger: build.trigger, tagging_strategy: plan.tagging_strategy,
+          pipeline_run_id: build.pipeline_run_id, artifacts: artifactResults(build),
+        };
+        await options.queue.publish(job('release', build.id, jobRun, attempt, payload, now), `release-${build.id}`);
+        await markBuildDispatched(ctx, build.id, { release: now });
+        return;
+      }
+      case 'releasing':
+        if (overdue(build.release_dispatched_at, runningBudget(timeouts.release))) {
+          await failReleaseBuild(ctx, build.id, `release job timed out: no result within ${formatMs(timeouts.release)}`);
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
   /**
    * One reconcile queued per run at a time: nudges that arrive while one waits are served by it (it
    * reads the run when it starts); a nudge during a reconcile queues the next one.
@@ -206,7 +334,14 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   const timer = setInterval(() => {
     if (sweeping || stopped) return;
     sweeping = true;
-    track(ctx.store.listActiveRunIds(1000).then((ids) => { for (const id of ids) nudge(id); }).finally(() => { sweeping = false; }));
+    track(Promise.all([ctx.store.listActiveRunIds(1000), ctx.store.listActiveReleaseBuildIds(1000)]).then(async ([ids, builds]) => {
+      for (const id of ids) nudge(id);
+      // Manual builds go by their own id; a run's builds by the run's.
+      for (const id of builds) {
+        const build = await ctx.store.getReleaseBuild(id);
+        if (build) nudge(build.pipeline_run_id ?? build.id);
+      }
+    }).finally(() => { sweeping = false; }));
   }, sweepMs);
   timer.unref();
 
@@ -222,6 +357,12 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
       await inbox.close();
     },
   };
+}
+
+/** `<build id>_<artifact>` → [build id, artifact]; a build's own job ids are `<build id>` and `<build id>_plan`. */
+function splitBuildJobId(jobId: string): [string, string | undefined] {
+  const cut = jobId.indexOf('_');
+  return cut === -1 ? [jobId, undefined] : [jobId.slice(0, cut), jobId.slice(cut + 1)];
 }
 
 /** The phase's `timeout` from repo.cue, else the CI job default. */

@@ -11,6 +11,7 @@ import type {
   Release,
   ReleaseAlias,
   ReleaseApproval,
+  ReleaseBuild,
   ReleaseArtifact,
   ReleaseTrigger,
   StepExecution,
@@ -104,6 +105,15 @@ export interface Repos {
   findTakenAliases(repository: string, project: string, aliases: string[]): Promise<string[]>;
 
   // Deployments
+  // Release builds (issue 5)
+  insertReleaseBuild(build: ReleaseBuild): Promise<void>;
+  getReleaseBuild(id: string, opts?: { forUpdate?: boolean }): Promise<ReleaseBuild | undefined>;
+  updateReleaseBuild(id: string, patch: Partial<Omit<ReleaseBuild, 'id' | 'repository' | 'project' | 'commit_sha' | 'created_at' | 'created_by'>>): Promise<void>;
+  listRunReleaseBuilds(runId: string): Promise<ReleaseBuild[]>;
+  /** The unfinished build of a (repository, project, commit), if any. */
+  findActiveReleaseBuild(repository: string, project: string, commitSha: string): Promise<ReleaseBuild | undefined>;
+  /** Unfinished builds, oldest first (the dispatcher's sweep). */
+  listActiveReleaseBuildIds(limit: number): Promise<string[]>;
   /** A transaction-scoped advisory lock on `key`: holders of the same key take turns until commit. */
   lock(key: string): Promise<void>;
   insertDeployment(row: Deployment): Promise<void>;

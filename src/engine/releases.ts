@@ -31,6 +31,24 @@ export interface CreateReleaseInput {
   trigger?: { type: ReleaseTriggerType; branch?: string | undefined; tag?: string | undefined } | undefined;
   tagging_strategy?: 'monorepo' | 'tag-all' | undefined;
   aliases?: string[] | undefined;
+  /** Beyond the seed: the number the caller expects (the release job built its image for it); another next number is a 409. */
+  release_number?: number | undefined;
+}
+
+/**
+ * The aliases a release gets by itself (digest §4.1): the number ("42"), the tag's version when the
+ * tag is valid for the strategy (`api/v1.2.0` → `v1.2.0` in monorepo mode), and `<branch>-<n>` for a
+ * branch push. The release job puts the same list in the release image.
+ */
+export function generatedAliases(number: number, trigger: { type: string; branch?: string | null | undefined; tag?: string | null | undefined }, project: string, strategy?: TaggingStrategy): { type: ReleaseAlias['alias_type']; value: string }[] {
+  const aliases: { type: ReleaseAlias['alias_type']; value: string }[] = [{ type: 'numeric', value: String(number) }];
+  const tag = trigger.tag ? tagAlias(trigger.tag, project, strategy) : undefined;
+  if (tag !== undefined && isValidName('alias', tag)) aliases.push({ type: 'tag', value: tag });
+  if (trigger.type === 'branch_push' && trigger.branch) {
+    const branchAlias = `${trigger.branch}-${number}`;
+    if (isValidName('alias', branchAlias)) aliases.push({ type: 'branch', value: branchAlias });
+  }
+  return aliases;
 }
 
 export interface ReleaseView extends ReleaseRecord {
@@ -110,6 +128,13 @@ export async function createRelease(ctx: EngineContext, input: CreateReleaseInpu
     const raced = await tx.findReleaseByCommit(repository, project, commitSha);
     if (raced) return { release: raced, created: false };
     const number = last + 1;
+    if (input.release_number !== undefined && input.release_number !== number) {
+      // The release job built its image for another number (a concurrent release took it): it
+      // rebuilds for this one and registers again.
+      throw conflict(`release number ${input.release_number} of ${repository}/${project} is not the next one; the next is ${number}`, {
+        field: 'release_number', release_number: input.release_number, next_release_number: number,
+      });
+    }
     const release: Release = {
       id: randomUUID(), repository, project, commit_sha: commitSha, release_number: number,
       pipeline_run_id: input.pipeline_run_id ?? null, oci_uri: ociUri, oci_digest: input.oci_digest ?? null,
@@ -118,13 +143,7 @@ export async function createRelease(ctx: EngineContext, input: CreateReleaseInpu
     const alias = (value: string, type: ReleaseAlias['alias_type']): ReleaseAlias => ({
       id: randomUUID(), release_id: release.id, repository, project, alias: value, alias_type: type,
     });
-    const aliases = [alias(String(number), 'numeric')];
-    const tag = trigger.tag === null ? undefined : tagAlias(trigger.tag, project, input.tagging_strategy);
-    if (tag !== undefined && isValidName('alias', tag)) aliases.push(alias(tag, 'tag'));
-    if (trigger.type === 'branch_push' && trigger.branch !== null) {
-      const branchAlias = `${trigger.branch}-${number}`;
-      if (isValidName('alias', branchAlias)) aliases.push(alias(branchAlias, 'branch'));
-    }
+    const aliases = generatedAliases(number, trigger, project, input.tagging_strategy).map((a) => alias(a.value, a.type));
     for (const value of custom) if (!aliases.some((a) => a.alias === value)) aliases.push(alias(value, 'custom'));
     // A generated branch alias that is taken (a custom alias spelled like it) is left out; a taken tag
     // or custom alias is a conflict the caller must resolve.

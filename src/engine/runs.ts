@@ -25,6 +25,7 @@ import {
 } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
 import type { Repos, RunFilter } from './ports.ts';
+import { hasReleasePhase, runReleasesDone } from './release-builds.ts';
 
 export interface CreateRunInput {
   repository: string;
@@ -312,6 +313,8 @@ export function completeRunIfDone(ctx: EngineContext, id: string): Promise<boole
     if (!run || isRunTerminal(run.status) || run.discovery_output === null) return false;
     const phases = await tx.listPhases(id);
     if (!phases.every((p) => p.status === 'success' || p.status === 'skipped')) return false;
+    // A run with a release phase succeeds when every release-triggered project has its release.
+    if (hasReleasePhase(run) && !runReleasesDone(run, await tx.listRunReleaseBuilds(id))) return false;
     await finishRun(tx, run, 'success', at);
     return true;
   });
@@ -415,6 +418,8 @@ async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, t
         await tx.updatePhase(phase.id, { status: 'success', completed_at: at });
         const phases = await tx.listPhases(run.id);
         if (phases.every((p) => p.id === phase.id || p.status === 'success' || p.status === 'skipped')) {
+          // The release phase comes next (the dispatcher starts it), else the run is done.
+          if (hasReleasePhase(run)) return true;
           await finishRun(tx, run, 'success', at);
           return true;
         }

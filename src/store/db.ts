@@ -6,6 +6,7 @@ import type {
   PipelineRun,
   Release,
   ReleaseAlias,
+  ReleaseBuild,
   ReleaseApproval,
   ReleaseArtifact,
   ReleaseTrigger,
@@ -31,6 +32,11 @@ export interface Database {
   release_triggers: ReleaseTrigger;
   release_artifacts: ReleaseArtifact;
   release_approvals: ReleaseApproval;
+  release_builds: Omit<ReleaseBuild, 'trigger' | 'plan' | 'artifacts'> & {
+    trigger: Json<ReleaseBuild['trigger']>;
+    plan: Json<ReleaseBuild['plan']>;
+    artifacts: Json<ReleaseBuild['artifacts']>;
+  };
   deployments: Deployment;
   event_outbox: {
     id: Generated<string>;

@@ -16,6 +16,7 @@ import { PGliteDialect } from './pglite.dialect.ts';
 import { preparedPool } from './prepared-pool.ts';
 import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import { releaseRepos } from './release.store.ts';
+import { releaseBuildRepos } from './release-build.store.ts';
 import { runRepos } from './run.store.ts';
 
 /** SQLSTATE 40P01 (deadlock detected) and 40001 (serialization failure). */
@@ -25,7 +26,7 @@ function isRetryable(error: unknown): boolean {
 }
 
 function repos(db: Kysely<Database>): Repos {
-  return { ...runRepos(db), ...releaseRepos(db), ...deploymentRepos(db), ...outboxRepos(db) };
+  return { ...runRepos(db), ...releaseRepos(db), ...releaseBuildRepos(db), ...deploymentRepos(db), ...outboxRepos(db) };
 }
 
 export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {

@@ -17,6 +17,22 @@ export interface InternalApi {
   claimTask(taskId: string): Promise<{ attempt: number }>;
   reportStep(stepId: string, body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string; attempt: number; error?: string }): Promise<void>;
   reportTask(taskId: string, body: { status: ReportedStatus; error?: string; attempt: number }): Promise<void>;
+  /** The release a reference resolves to (alias, number, SHA), or undefined (404). */
+  findRelease(repository: string, project: string, ref: string): Promise<RegisteredRelease | undefined>;
+  /** The newest release of a project, or undefined when it has none. */
+  latestRelease(repository: string, project: string): Promise<RegisteredRelease | undefined>;
+  /** POST /v1/releases: `created` is false when the commit had its release already. */
+  registerRelease(body: Record<string, unknown>): Promise<{ id: string; release_number: number; oci_uri: string; created: boolean }>;
+}
+
+/** The fields of a release the release job reads back. */
+export interface RegisteredRelease {
+  id: string;
+  release_number: number;
+  commit_sha: string;
+  oci_uri: string;
+  oci_digest: string | null;
+  aliases: { alias: string; alias_type: 'numeric' | 'tag' | 'branch' | 'custom' }[];
 }
 
 export interface InternalApiOptions {
@@ -45,6 +61,9 @@ export function httpInternalApi(options: InternalApiOptions): InternalApi {
   const attempts = options.attempts ?? 4;
   const agent = new (new URL(options.baseUrl).protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true });
   async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await exchange<T>(method, path, body)).body;
+  }
+  async function exchange<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     let lastError: unknown;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; attempt < attempts; attempt++) {
@@ -60,7 +79,7 @@ export function httpInternalApi(options: InternalApiOptions): InternalApi {
         continue;
       }
       const { text } = response;
-      if (response.status >= 200 && response.status < 300) return (text ? JSON.parse(text) : undefined) as T;
+      if (response.status >= 200 && response.status < 300) return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
       const parsed = (() => {
         try {
           return (JSON.parse(text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }).error;
@@ -81,5 +100,21 @@ export function httpInternalApi(options: InternalApiOptions): InternalApi {
     claimTask: (taskId) => call('POST', `/v1/tasks/${taskId}/claim`),
     reportStep: async (stepId, body) => void (await call('PUT', `/v1/steps/${stepId}/status`, body)),
     reportTask: async (taskId, body) => void (await call('PUT', `/v1/tasks/${taskId}/status`, body)),
+    async findRelease(repository, project, ref) {
+      try {
+        return await call<RegisteredRelease>('GET', `/v1/releases/${repository}/${project}/${encodeURIComponent(ref)}`);
+      } catch (error) {
+        if (error instanceof ForgeError && error.code === 'not_found') return undefined;
+        throw error;
+      }
+    },
+    async latestRelease(repository, project) {
+      const page = await call<{ releases: RegisteredRelease[] }>('GET', `/v1/releases/${repository}/${project}?limit=1`);
+      return page.releases[0];
+    },
+    async registerRelease(body) {
+      const { status, body: created } = await exchange<{ id: string; release_number: number; oci_uri: string }>('POST', '/v1/releases', body);
+      return { ...created, created: status === 201 };
+    },
   };
 }

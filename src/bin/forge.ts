@@ -5,11 +5,13 @@ import { Command, Option } from 'commander';
 import { openDevIssuer } from '../auth/dev-issuer.ts';
 import { ROLES, isRole } from '../domain/identity.ts';
 import {
-  EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, SettingsError, WORKER_SETTINGS, describeSettings, parseServerSettings, parseWorkerSettings,
-  type SettingSpec,
+  EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, SettingsError, VERIFY_SETTINGS, WORKER_SETTINGS, describeSettings, parseServerSettings,
+  parseVerifySettings, parseWorkerSettings, type SettingSpec,
 } from '../settings/settings.ts';
+import { CliError, EXIT } from '../cli/client.ts';
 import { registerClientCommands } from '../cli/commands.ts';
 import { registerConfigCommands } from '../cli/config.commands.ts';
+import { ACCEPTED_REFERENCES, FAILURE_LABELS, verifyReference } from './verify.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('forge')
@@ -137,6 +139,33 @@ program.command('dev-token').description('print a token from the embedded dev is
     const issuer = await openDevIssuer(settings.dataDir);
     console.log(await issuer.sign({ sub: opts.sub, roles: roles.filter(isRole), ttlSeconds: ttl }));
   });
+
+const verify = program.command('verify').description('check the cosign signature of an image Forge signed (release and artifact tracking images): exit 0 verified, 1 not (or the registry could not be read), 2 bad arguments')
+  .argument('<ref>', 'the image: <host>[:port]/<repository>:<tag> or …@sha256:<hex>')
+  .option('--json', 'print the result as JSON on stdout (the reason for a failure also goes to stderr)')
+  .addHelpText('after', [
+    `\nReferences:\n${ACCEPTED_REFERENCES.map((form) => `  ${form}`).join('\n')}`,
+    `\nSettings (environment variable, flag):\n${describeSettings(VERIFY_SETTINGS)}`,
+  ].join('\n'))
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT.usage));
+addSettingOptions(verify, VERIFY_SETTINGS);
+verify.action(async (ref: string, flags: Record<string, unknown>) => {
+  const settings = parsedOrExit('verify', () => parseVerifySettings(flags));
+  try {
+    const report = await verifyReference(ref, settings);
+    if (flags.json === true) console.log(JSON.stringify(report, null, 2));
+    if (report.verified) {
+      if (flags.json !== true) console.log(`verified ${report.name}@${report.digest} (key ${report.key})`);
+    } else {
+      console.error(`forge verify: ${ref}: ${FAILURE_LABELS[report.failure]}: ${report.reason}`);
+      process.exitCode = EXIT.api;
+    }
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    console.error([`forge verify: ${error.message}`, ...error.lines.map((line) => `  ${line}`)].join('\n'));
+    process.exitCode = error.exitCode;
+  }
+});
 
 registerConfigCommands(program);
 registerClientCommands(program);

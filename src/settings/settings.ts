@@ -10,6 +10,7 @@ import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../domain/policy.ts';
 import { NAME_RULES, isValidName } from '../domain/names.ts';
 import { RELEASE_TRIGGER_TYPES, type ReleaseTriggerType } from '../domain/statuses.ts';
 import { WORKER_TYPES, type WorkerType } from '../domain/jobs.ts';
+import { EMBEDDED_RELEASE_REGISTRY, EMBEDDED_TRACKING_REGISTRY, REGISTRY_ADDRESS } from '../domain/registries.ts';
 import { parseDuration } from '../lib/duration.ts';
 
 export class SettingsError extends Error {
@@ -36,6 +37,7 @@ export interface ServerSettings {
   oidc: { issuer: string; audience: string; clientId: string | undefined } | undefined;
   approvalTtlMs: number;
   rateLimits: RateLimits | 'off';
+  /** Where release images are named (FORGE_RELEASE_REGISTRY, else the embedded store's name). */
   releaseRegistry: string;
   environments: EnvironmentPolicy[];
   gitopsUrl: string | undefined;
@@ -63,6 +65,18 @@ export interface ExecutionSettings {
   /** How workers authenticate to the internal endpoints; neither set = the dev issuer, if there is one. */
   workerToken: string | undefined;
   clientCredentials: { tokenUrl: string; clientId: string; clientSecret: string } | undefined;
+  registries: RegistrySettings;
+}
+
+/** Where release and tracking images go and how registries are reached (issue 5). */
+export interface RegistrySettings {
+  /** host[:port][/path]; undefined = the embedded OCI layout store in the data dir. */
+  release: string | undefined;
+  tracking: string | undefined;
+  insecure: boolean;
+  credentials: { username: string; password: string } | undefined;
+  /** PEM file of the signing key; undefined = <data dir>/keys/signing.key (generated). */
+  signingKey: string | undefined;
 }
 
 export interface S3ObjectSettings {
@@ -122,12 +136,11 @@ export const SERVER_SETTINGS = {
   oidcClientId: { env: 'FORGE_OIDC_CLIENT_ID', flag: '--oidc-client-id', description: 'client whose resource_access roles count (default: the audience)' },
   approvalTtl: { env: 'FORGE_APPROVAL_TTL', flag: '--approval-ttl', description: 'how long an approval stays active', default: '24h' },
   rateLimits: { env: 'FORGE_RATE_LIMITS', flag: '--rate-limits', description: '"off", or overrides like "runs=100/1m,releases=1000/1m,deployments=10/1m"', default: 'runs=100/1m,releases=1000/1m,deployments=10/1m' },
-  releaseRegistry: { env: 'FORGE_RELEASE_REGISTRY', flag: '--release-registry', description: 'registry prefix of Release OCI images', default: 'localhost/forge/releases' },
   environments: { env: 'FORGE_ENVIRONMENTS', flag: '--environments', description: 'YAML/JSON file of environment policies; unset = dev, staging, production defaults' },
   gitopsUrl: { env: 'FORGE_GITOPS_URL', flag: '--gitops-url', description: 'GitOps repository URL; unset = a bare repo in the data dir' },
   logLevel: { env: 'FORGE_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
   publicUrl: { env: 'FORGE_PUBLIC_URL', flag: '--public-url', description: 'URL users reach the server at (default http://host:port)' },
-  workers: { env: 'FORGE_WORKERS', flag: '--workers', description: `worker types to run inside the server: a comma list of ${WORKER_TYPES.join(', ')}, or "none" when \`forge worker\` processes take the jobs`, default: 'discovery,ci' },
+  workers: { env: 'FORGE_WORKERS', flag: '--workers', description: `worker types to run inside the server: a comma list of ${WORKER_TYPES.join(', ')}, or "none" when \`forge worker\` processes take the jobs`, default: 'discovery,ci,artifact,release' },
   runTimeout: { env: 'FORGE_RUN_TIMEOUT', flag: '--run-timeout', description: 'a run not finished by then is failed by the watchdog', default: '24h' },
   example: { env: 'FORGE_EXAMPLE', flag: '--example', description: 'seed examples/monorepo into the data dir (as forge-examples/monorepo, served to workers from there) and run its pipeline at start; what `npm start` does' },
 } as const satisfies Record<string, SettingSpec>;
@@ -150,6 +163,12 @@ export const EXECUTION_SETTINGS = {
   clientId: { env: 'FORGE_WORKER_CLIENT_ID', flag: '--worker-client-id', description: 'service-account client id (client-credentials grant)' },
   clientSecret: { env: 'FORGE_WORKER_CLIENT_SECRET', flag: '--worker-client-secret', description: 'service-account client secret' },
   workerConcurrency: { env: 'FORGE_WORKER_CONCURRENCY', flag: '--worker-concurrency', description: 'jobs a worker runs at once, per worker type', default: '4' },
+  releaseRegistry: { env: 'FORGE_RELEASE_REGISTRY', flag: '--release-registry', description: `registry (host[:port][/path]) of Release OCI images, e.g. 127.0.0.1:5000/releases; unset = the embedded OCI layout store in <data dir>/oci, named ${EMBEDDED_RELEASE_REGISTRY}` },
+  trackingRegistry: { env: 'FORGE_TRACKING_REGISTRY', flag: '--tracking-registry', description: `registry of artifact tracking images; unset = the embedded OCI layout store, named ${EMBEDDED_TRACKING_REGISTRY}` },
+  registryInsecure: { env: 'FORGE_REGISTRY_INSECURE', flag: '--registry-insecure', description: 'talk plain HTTP to registries (a local docker-registry); 1/true or 0/false' },
+  registryUsername: { env: 'FORGE_REGISTRY_USERNAME', flag: '--registry-username', description: 'user name for the release, tracking and docker-publisher registries (Basic or token auth)' },
+  registryPassword: { env: 'FORGE_REGISTRY_PASSWORD', flag: '--registry-password', description: 'password or token for FORGE_REGISTRY_USERNAME' },
+  signingKey: { env: 'FORGE_SIGNING_KEY', flag: '--signing-key', description: 'PEM file of the ECDSA P-256 key that signs release and tracking images; unset = <data dir>/keys/signing.key, generated on first use' },
 } as const satisfies Record<string, SettingSpec>;
 
 export const GITHUB_SETTINGS = {
@@ -344,6 +363,33 @@ function parseExecutionSettings(flags: Flags, env: Source, natsUrl: string | und
     workerConcurrency: parseCount(x.workerConcurrency, get(x.workerConcurrency) as string, 256),
     workerToken: get(x.workerToken),
     clientCredentials: tokenUrl && clientId && clientSecret ? { tokenUrl, clientId, clientSecret } : undefined,
+    registries: parseRegistrySettings(flags, env),
+  };
+}
+
+export function parseRegistrySettings(flags: Flags, env: Source): RegistrySettings {
+  const x = EXECUTION_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const address = (spec: SettingSpec) => {
+    const value = get(spec);
+    if (value !== undefined && !REGISTRY_ADDRESS.test(value)) {
+      fail(spec, value, 'must be a registry host[:port] with an optional lowercase path, e.g. 127.0.0.1:5000/releases (no scheme; FORGE_REGISTRY_INSECURE=1 for plain HTTP)');
+    }
+    return value?.replace(/\/+$/, '');
+  };
+  const username = get(x.registryUsername);
+  const password = get(x.registryPassword);
+  if ((username === undefined) !== (password === undefined)) {
+    const [spec, value] = username === undefined ? [x.registryPassword, '***'] : [x.registryUsername, username];
+    fail(spec, value, 'FORGE_REGISTRY_USERNAME and FORGE_REGISTRY_PASSWORD go together');
+  }
+  const key = get(x.signingKey);
+  return {
+    release: address(x.releaseRegistry),
+    tracking: address(x.trackingRegistry),
+    insecure: parseBoolean(x.registryInsecure, get(x.registryInsecure)),
+    credentials: username !== undefined && password !== undefined ? { username, password } : undefined,
+    signingKey: key === undefined ? undefined : resolve(key),
   };
 }
 
@@ -379,10 +425,7 @@ export function parseServerSettings(flags: Flags = {}, env: Source = process.env
   const publicUrl = parseUrl(s.publicUrl, get(s.publicUrl), ['https:', 'http:']);
   const example = parseBoolean(s.example, get(s.example));
   const dataDir = resolve(get(s.dataDir) as string);
-  const registry = get(s.releaseRegistry) as string;
-  if (!/^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)*$/.test(registry)) {
-    fail(s.releaseRegistry, registry, 'must be a registry host with an optional path, e.g. registry.example.com/releases');
-  }
+  const execution = parseExecutionSettings(flags, env, natsUrl, example ? `file://${resolve(dataDir, 'git')}/{repository}.git` : undefined);
   return {
     host,
     port,
@@ -392,12 +435,12 @@ export function parseServerSettings(flags: Flags = {}, env: Source = process.env
     oidc: issuer === undefined ? undefined : { issuer, audience, clientId: get(s.oidcClientId) },
     approvalTtlMs: parseDurationSetting(s.approvalTtl, get(s.approvalTtl) as string),
     rateLimits: parseRateLimits(s.rateLimits, get(s.rateLimits) as string),
-    releaseRegistry: registry,
+    releaseRegistry: execution.registries.release ?? EMBEDDED_RELEASE_REGISTRY,
     environments: parsePolicies(s.environments, get(s.environments)),
     gitopsUrl: get(s.gitopsUrl),
     logLevel,
     publicUrl: publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    execution: parseExecutionSettings(flags, env, natsUrl, example ? `file://${resolve(dataDir, 'git')}/{repository}.git` : undefined),
+    execution,
     inProcessWorkers: parseWorkerTypes(s.workers, get(s.workers), true),
     runTimeoutMs: parseDurationSetting(s.runTimeout, get(s.runTimeout) as string),
     github: parseGitHubSettings(flags, env),
@@ -458,3 +501,37 @@ export function describeSettings(specs: Record<string, SettingSpec>): string {
     .join('\n');
 }
 
+/**
+ * `forge verify`: where the embedded store is (the data dir), how registries are reached (the
+ * execution settings' registry part) and which public key signatures must verify with.
+ */
+export const VERIFY_SETTINGS = {
+  dataDir: { env: 'FORGE_DATA_DIR', flag: '--data-dir', description: 'data dir of the Forge that signed: forge.local images are read from <data dir>/oci, its key from <data dir>/keys', default: '.forge-data' },
+  key: { env: 'FORGE_VERIFY_KEY', flag: '--key', description: 'PEM file of the public key (or of a private key, whose public half is used); default: the public half of FORGE_SIGNING_KEY, else <data dir>/keys/signing.pub (or signing.key beside it)' },
+  registryInsecure: EXECUTION_SETTINGS.registryInsecure,
+  registryUsername: EXECUTION_SETTINGS.registryUsername,
+  registryPassword: EXECUTION_SETTINGS.registryPassword,
+  signingKey: { ...EXECUTION_SETTINGS.signingKey, description: 'PEM file of the key Forge signs with; without --key, its public half is the key signatures must verify with' },
+} as const satisfies Record<string, SettingSpec>;
+
+export interface VerifySettings {
+  dataDir: string;
+  registries: RegistrySettings;
+  /**
+   * The key file named by a setting, resolved: FORGE_VERIFY_KEY (--key), else FORGE_SIGNING_KEY.
+   * undefined = the data dir's key files (read by the command, which knows their names).
+   */
+  key: { file: string; setting: SettingSpec } | undefined;
+}
+
+export function parseVerifySettings(flags: Flags = {}, env: Source = process.env): VerifySettings {
+  const v = VERIFY_SETTINGS;
+  const registries = parseRegistrySettings(flags, env);
+  const explicit = lookup(v.key, flags, env);
+  return {
+    dataDir: resolve(lookup(v.dataDir, flags, env) as string),
+    registries,
+    key: explicit !== undefined ? { file: resolve(explicit), setting: v.key }
+      : registries.signingKey !== undefined ? { file: registries.signingKey, setting: v.signingKey } : undefined,
+  };
+}

@@ -54,9 +54,28 @@ describe('durations', () => {
 });
 
 describe('execution, GitHub and worker settings', () => {
+  it('registries: unset = the embedded OCI store; addresses, plain HTTP, credentials in pairs, the signing key file', () => {
+    const embedded = parseServerSettings({}, {});
+    expect(embedded.execution.registries).toEqual({ release: undefined, tracking: undefined, insecure: false, credentials: undefined, signingKey: undefined });
+    expect(embedded.releaseRegistry).toBe('forge.local/releases');
+    const real = parseServerSettings({}, {
+      FORGE_RELEASE_REGISTRY: '127.0.0.1:5000/releases/', FORGE_TRACKING_REGISTRY: 'registry.example.com/tracking', FORGE_REGISTRY_INSECURE: '1',
+      FORGE_REGISTRY_USERNAME: 'forge', FORGE_REGISTRY_PASSWORD: 's3cret', FORGE_SIGNING_KEY: '/etc/forge/cosign.key',
+    });
+    expect(real.execution.registries).toEqual({
+      release: '127.0.0.1:5000/releases', tracking: 'registry.example.com/tracking', insecure: true,
+      credentials: { username: 'forge', password: 's3cret' }, signingKey: '/etc/forge/cosign.key',
+    });
+    expect(real.releaseRegistry).toBe('127.0.0.1:5000/releases');
+    expect(() => parseServerSettings({}, { FORGE_RELEASE_REGISTRY: 'http://127.0.0.1:5000' })).toThrow(/FORGE_RELEASE_REGISTRY .*no scheme; FORGE_REGISTRY_INSECURE=1 for plain HTTP/);
+    expect(() => parseServerSettings({}, { FORGE_REGISTRY_USERNAME: 'forge' })).toThrow(/FORGE_REGISTRY_USERNAME and FORGE_REGISTRY_PASSWORD go together/);
+    expect(() => parseServerSettings({}, { FORGE_REGISTRY_PASSWORD: 's3cret' })).toThrow(/"\*\*\*"/);
+    expect(() => parseServerSettings({}, { FORGE_REGISTRY_INSECURE: 'maybe' })).toThrow(/FORGE_REGISTRY_INSECURE.*true or false/);
+  });
+
   it('has embedded execution defaults: in-process discovery and CI workers, GitHub repositories, files for objects', () => {
     const s = parseServerSettings({}, {});
-    expect(s.inProcessWorkers).toEqual(['discovery', 'ci']);
+    expect(s.inProcessWorkers).toEqual(['discovery', 'ci', 'artifact', 'release']);
     expect(s.execution).toMatchObject({ natsNamespace: '', ackWaitMs: 30_000, s3: undefined, gitUrlTemplate: 'https://github.com/{repository}.git', gitCredentials: undefined, workerConcurrency: 4 });
     expect(s.github).toMatchObject({ webhookSecret: undefined, token: undefined, repositories: [], tokenTtlSeconds: 3600 });
     expect(s.example).toBe(false);

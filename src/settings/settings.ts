@@ -371,11 +371,11 @@ export function parseRegistrySettings(flags: Flags, env: Source): RegistrySettin
   const x = EXECUTION_SETTINGS;
   const get = (spec: SettingSpec) => lookup(spec, flags, env);
   const address = (spec: SettingSpec) => {
-    const value = get(spec);
+    const value = get(spec)?.replace(/\/+$/, '');
     if (value !== undefined && !REGISTRY_ADDRESS.test(value)) {
       fail(spec, value, 'must be a registry host[:port] with an optional lowercase path, e.g. 127.0.0.1:5000/releases (no scheme; FORGE_REGISTRY_INSECURE=1 for plain HTTP)');
     }
-    return value?.replace(/\/+$/, '');
+    return value;
   };
   const username = get(x.registryUsername);
   const password = get(x.registryPassword);

@@ -183,6 +183,13 @@ export async function followRun(running: RunningServer, runId: string, print: (l
         print(`${key}: ${task.status}${task.error ? ` (${task.error})` : ''}`);
       }
     }
+    for (const build of await running.ctx.store.listRunReleaseBuilds(runId)) {
+      const key = `release/${build.project}#${build.run_attempt ?? 1}`;
+      if (seen.get(key) === build.status) continue;
+      seen.set(key, build.status);
+      const release = build.release_id ? await running.ctx.store.getRelease(build.release_id) : undefined;
+      print(`release ${build.project}: ${build.status}${release ? ` → release ${release.release_number} ${release.oci_uri}` : ''}${build.error_message ? ` (${build.error_message})` : ''}`);
+    }
     if (isRunTerminal(tree.status)) {
       const seconds = tree.completed_at ? Math.round((tree.completed_at.getTime() - tree.started_at.getTime()) / 100) / 10 : undefined;
       print(`run ${tree.id}: ${tree.status}${seconds !== undefined ? ` in ${seconds}s` : ''}${tree.error_message ? ` (${tree.error_message})` : ''}`);

@@ -5,6 +5,7 @@
  * dir. The example monorepo's pipeline runs end to end; a signed GitHub push and pull request
  * become runs whose commit status and PR summary reach a local GitHub peer (behaviours 26, 27).
  */
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -71,6 +72,14 @@ describe('forge server on embedded defaults (npm start)', () => {
     const log = (await res.json()) as { text: string; complete: boolean };
     expect(log.complete).toBe(true);
     expect(log.text).toMatch(/# pass [1-9]/);
+    // The release phase: api releases on a push to main, into the embedded OCI store, signed.
+    const release = (await (await api(`/v1/releases/forge-examples/monorepo/api/1`)).json()) as { commit_sha: string; oci_uri: string; oci_digest: string; pipeline_run_id: string; artifacts: { artifact_name: string; primary_published_uri: string }[] };
+    expect(release).toMatchObject({ commit_sha: tree.commit_sha, pipeline_run_id: id, oci_uri: `forge.local/releases/forge-examples/monorepo/api:${tree.commit_sha}` });
+    expect(release.artifacts.map((a) => a.artifact_name)).toEqual(['server']);
+    expect(release.artifacts[0]!.primary_published_uri).toMatch(new RegExp(`^forge\\.local/acme/api:${tree.commit_sha}@sha256:[0-9a-f]{64}$`));
+    const verify = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'forge.mjs'), 'verify', release.oci_uri, '--json'], { env: { ...process.env, FORGE_DATA_DIR: dataDir }, encoding: 'utf8' });
+    expect(verify.stderr).toBe('');
+    expect(JSON.parse(verify.stdout)).toMatchObject({ verified: true, digest: release.oci_digest });
   });
 
   it('turns a signed GitHub push and pull request into runs; commit statuses and one PR summary reach GitHub', async () => {

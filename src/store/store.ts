@@ -15,6 +15,7 @@ import { outboxRepos, relayEvents } from './outbox.store.ts';
 import { PGliteDialect } from './pglite.dialect.ts';
 import { preparedPool } from './prepared-pool.ts';
 import { KeyedMutex } from '../lib/keyed-mutex.ts';
+import { Semaphore } from '../lib/semaphore.ts';
 import { releaseRepos } from './release.store.ts';
 import { releaseBuildRepos } from './release-build.store.ts';
 import { runRepos } from './run.store.ts';
@@ -29,8 +30,15 @@ function repos(db: Kysely<Database>): Repos {
   return { ...runRepos(db), ...releaseRepos(db), ...releaseBuildRepos(db), ...deploymentRepos(db), ...outboxRepos(db) };
 }
 
-export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {
+/**
+ * `lockHolders`: how many `withLock` holders may keep a pooled connection at once (PostgreSQL). A
+ * holder keeps its connection for the lock and needs others for its work, so holders of many
+ * different keys at once could take every connection of the pool and wait for one forever; the
+ * rest wait in the process until a holder is done. Default 2; openStore gives a quarter of the pool.
+ */
+export function storeOver(db: Kysely<Database>, kind: Store['kind'], options: { lockHolders?: number } = {}): Store {
   const local = new KeyedMutex();
+  const holders = new Semaphore(options.lockHolders ?? 2);
   return {
     kind,
     ...repos(db),
@@ -48,14 +56,14 @@ export function storeOver(db: Kysely<Database>, kind: Store['kind']): Store {
       if (kind === 'pglite') return local.run(key, fn);
       // Waiters of this process queue here first, so each holds a pooled connection only once it is
       // next: many waiters on one key can never take every connection from the lock's holder.
-      return local.run(key, () => db.connection().execute(async (conn) => {
+      return local.run(key, () => holders.run(() => db.connection().execute(async (conn) => {
         await sql`SELECT pg_advisory_lock(hashtextextended(${key}, 0))`.execute(conn);
         try {
           return await fn();
         } finally {
           await sql`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn);
         }
-      }));
+      })));
     },
     async ping() {
       await sql`SELECT 1`.execute(db);
@@ -101,5 +109,5 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
       throw error;
     }
   }
-  return storeOver(db, kind);
+  return storeOver(db, kind, { lockHolders: Math.max(1, Math.floor((options.poolSize ?? 20) / 4)) });
 }

@@ -84,7 +84,7 @@ describe.skipIf(registryUnavailable !== undefined)('release phase with a real re
       api: httpInternalApi({ baseUrl, token: async () => service }),
       workspaces: createGitWorkspaces({ cacheDir: join(dir, 'cache'), urlTemplate: `file://${gitRoot}/{repository}.git` }),
       releases: { registries, publisherFor: factory.publisherFor, stagingRoot: join(dir, 'staging') },
-    }, ['discovery', 'ci', 'artifact', 'release'], 4);
+    }, ['discovery', 'ci', 'artifact', 'release'], 8);
     dev = await t.token('alice', ['developer']);
   }, 60_000);
 

@@ -25,6 +25,7 @@ export interface Step {
 export interface Producer {
   type: 'earthly' | 'script';
   target?: string;
+  args?: string[];
   run?: string;
   artifact?: string;
 }

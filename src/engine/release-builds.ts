@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ArtifactJobState, PipelineRun, ReleaseBuild, ReleaseBuildPlan } from '../domain/entities.ts';
 import { envelope } from '../domain/entities.ts';
-import { conflict, invalid, notFound } from '../domain/errors.ts';
+import { invalid, notFound } from '../domain/errors.ts';
 import { checkName, normaliseSha } from '../domain/names.ts';
 import { policyViolations } from '../domain/policy.ts';
 import { isReleaseBuildTerminal, isRunTerminal, type ReleaseTriggerType } from '../domain/statuses.ts';
@@ -43,8 +43,8 @@ export interface DiscoveredRelease {
   releaseProjects?: string[];
 }
 
-/** The job that builds one artifact: produce, publish to each publisher, push + sign its tracking image. */
-export interface ArtifactJobPayload {
+/** What every job of a release build carries. */
+export interface BuildJobFields {
   build_id: string;
   repository: string;
   project: string;
@@ -53,6 +53,10 @@ export interface ArtifactJobPayload {
   branch: string | null;
   trigger: ReleaseBuild['trigger'];
   pipeline_run_id: string | null;
+}
+
+/** The job that builds one artifact: produce, publish to each publisher, push + sign its tracking image. */
+export interface ArtifactJobPayload extends BuildJobFields {
   artifact: string;
   /** The artifact's project.cue config. */
   config: Record<string, unknown>;
@@ -78,16 +82,8 @@ export interface ArtifactJobResult {
 }
 
 /** The job that renders, packages, pushes, signs and registers the release. */
-export interface ReleaseJobPayload {
-  build_id: string;
-  repository: string;
-  project: string;
-  project_path: string;
-  commit_sha: string;
-  branch: string | null;
-  trigger: ReleaseBuild['trigger'];
+export interface ReleaseJobPayload extends BuildJobFields {
   tagging_strategy: 'monorepo' | 'tag-all';
-  pipeline_run_id: string | null;
   artifacts: ArtifactJobResult[];
 }
 
@@ -377,5 +373,3 @@ export function runReleasesDone(run: PipelineRun, builds: readonly ReleaseBuild[
   const discovery = run.discovery_output as DiscoveredRelease | null;
   return (discovery?.releaseProjects ?? []).every((name) => builds.some((b) => b.project === name && b.status === 'success'));
 }
-
-export const releaseBuildConflict = (build: ReleaseBuild) => conflict(`release build ${build.id} is ${build.status}`, { build_id: build.id, status: build.status });

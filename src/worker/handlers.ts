@@ -38,14 +38,17 @@ export function discoveryHandler(deps: { workspaces: GitWorkspaces }): JobHandle
   };
 }
 
-/** The environment a step starts from: nothing of the worker's own but what a build needs. */
-function cleanEnv(payload: CiJobPayload): Record<string, string | undefined> {
+/** The environment a step or producer starts from: nothing of the worker's own but what a build needs, plus `vars`. */
+export function buildEnv(vars: Record<string, string>): Record<string, string | undefined> {
   const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'];
-  return {
-    ...Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])),
-    CI: 'true', FORGE_RUN_ID: payload.run_id, FORGE_REPOSITORY: payload.repository, FORGE_COMMIT_SHA: payload.commit_sha,
+  return { ...Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])), CI: 'true', ...vars };
+}
+
+function cleanEnv(payload: CiJobPayload): Record<string, string | undefined> {
+  return buildEnv({
+    FORGE_RUN_ID: payload.run_id, FORGE_REPOSITORY: payload.repository, FORGE_COMMIT_SHA: payload.commit_sha,
     FORGE_BRANCH: payload.branch, FORGE_PHASE: payload.phase, FORGE_PROJECT: payload.project, FORGE_PROJECT_PATH: payload.project_path,
-  };
+  });
 }
 
 export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; objects: ObjectStore; flushMs?: number }): JobHandler {

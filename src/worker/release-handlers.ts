@@ -25,7 +25,8 @@ import { loadRepoConfig } from '../config/repo-config.ts';
 import { ForgeError, invalid, isForgeError } from '../domain/errors.ts';
 import type { JobHandler, ProducedArtifact, PublishDestination, Publisher } from '../engine/ports.ts';
 import { artifactVersion } from '../engine/publishing.ts';
-import type { ArtifactJobPayload, ArtifactJobResult, ReleaseJobPayload, ReleaseJobResult } from '../engine/release-builds.ts';
+import type { ArtifactJobPayload, ArtifactJobResult, BuildJobFields, ReleaseJobPayload, ReleaseJobResult } from '../engine/release-builds.ts';
+import { buildEnv } from './handlers.ts';
 import { generatedAliases } from '../engine/releases.ts';
 import type { ImageRegistry } from '../oci/image.ts';
 import { pushReleaseImage } from '../oci/release-image.ts';
@@ -55,14 +56,12 @@ export interface ArtifactHandlerDeps {
   builderId?: string;
 }
 
-/** The environment producers start from: nothing of the worker's own but what a build needs. */
-function producerEnv(payload: { repository: string; project: string; project_path: string; commit_sha: string; branch: string | null }): Record<string, string | undefined> {
-  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'];
-  return {
-    ...Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])),
-    CI: 'true', FORGE_REPOSITORY: payload.repository, FORGE_COMMIT_SHA: payload.commit_sha, FORGE_BRANCH: payload.branch ?? '',
+/** The environment producers start from (buildEnv) with the release's FORGE_* variables. */
+function producerEnv(payload: BuildJobFields): Record<string, string | undefined> {
+  return buildEnv({
+    FORGE_REPOSITORY: payload.repository, FORGE_COMMIT_SHA: payload.commit_sha, FORGE_BRANCH: payload.branch ?? '',
     FORGE_PROJECT: payload.project, FORGE_PROJECT_PATH: payload.project_path,
-  };
+  });
 }
 
 /** The commit's time and author: the images' only timestamp comes from here (same inputs, same digest). */

@@ -50,6 +50,13 @@ describe('project.cue', () => {
     expect(config.deploy?.resources[0]).toMatchObject({ kind: 'Deployment', spec: { replicas: 2 } });
   });
 
+  it('takes Earthly arguments for an earthly producer, as a list of strings only', async () => {
+    const { config } = await loadProjectConfig(projectWith(VALID.replace('target: "+image"}', 'target: "+image", args: ["--VERSION=1.2.3"]}')), repo);
+    expect(config.artifacts?.server?.producer).toEqual({ type: 'earthly', target: '+image', args: ['--VERSION=1.2.3'] });
+    const problems = await problemsOf(projectWith(VALID.replace('target: "+image"}', 'target: "+image", args: "--VERSION=1"}')));
+    expect(problems.join('\n')).toMatch(/args/);
+  });
+
   it('4. refuses a phase repo.cue does not define, listing the defined phases', async () => {
     const problems = await problemsOf(projectWith(VALID.replace('test: steps', 'integration: steps')));
     expect(problems).toEqual(['phases.integration: phase "integration" is not defined in repo.cue; defined phases: build, check, test']);

@@ -193,6 +193,11 @@ describe.skipIf(registryUnavailable !== undefined)('release phase with a real re
     // The published image itself, at the docker publisher's repository.
     const published = await skopeoInspect(`docker://${registry.host}/acme/api:${first}`);
     expect(published.Digest).toBe(result.digest);
+    // Auto-deploy: dev's policy deploys a branch release at once; staging and production do not.
+    const dev = await call('GET', `/v1/deployments/dev/${REPOSITORY}/api`);
+    expect(dev.statusCode).toBe(200);
+    expect(dev.json()).toMatchObject({ release_id: firstRelease.id, status: 'active', deployed_by: 'forge-release' });
+    expect((await call('GET', `/v1/deployments/staging/${REPOSITORY}/api`)).statusCode).toBe(404);
   }, 180_000);
 
   it('retrying a release rebuilds and re-publishes: publishers skip what is there, same release: behaviours 32, 37', async () => {

@@ -13,10 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/bin/server.ts';
-import { getRunTree, type RunTree } from '../../src/engine/runs.ts';
+import { getRunTree } from '../../src/engine/runs.ts';
 import { parseServerSettings } from '../../src/settings/settings.ts';
 import { seedRepository } from '../../src/worker/git-workspace.ts';
 import { startGitHubPeer, type GitHubPeer } from '../helpers/github-peer.ts';
+import { finishedRun } from '../helpers/runs.ts';
 
 const SECRET = 'webhook secret of the test';
 type Payload = Record<string, unknown>;
@@ -47,14 +48,7 @@ describe('forge server on embedded defaults (npm start)', () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const finished = async (id: string): Promise<RunTree> => {
-    for (let i = 0; i < 1200; i++) {
-      const tree = await getRunTree(running.ctx, id);
-      if (['success', 'failed', 'cancelled'].includes(tree.status)) return tree;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`run ${id} did not finish`);
-  };
+  const finished = (id: string) => finishedRun(running.ctx, id);
   const api = async (path: string, init: RequestInit = {}) => fetch(`${running.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });
 
   it('runs the example monorepo pipeline to success, with every step log readable over the API', async () => {

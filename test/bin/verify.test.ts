@@ -18,7 +18,7 @@ import type { OciStore } from '../../src/engine/ports.ts';
 import { buildImage, pushImage } from '../../src/oci/image.ts';
 import { loadSigningKey, signatureTag, signImage, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEY_FILE, type SigningKey } from '../../src/oci/signing.ts';
 import { forge, type CliResult } from '../cli/cli-helpers.ts';
-import { htpasswdLine, registryUnavailable, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { registryUnavailable, startBasicAuthRegistry, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 
 interface Target {
   label: string;
@@ -241,18 +241,18 @@ describe.skipIf(registryUnavailable)('forge verify on a docker-registry with Bas
   let dir: string | undefined;
   let registry: TestRegistry | undefined;
   let unavailable: string | undefined;
+  let stop: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    const htpasswd = await htpasswdLine('forge', 's3cret');
-    if ('unavailable' in htpasswd) {
-      unavailable = htpasswd.unavailable;
+    const started = await startBasicAuthRegistry('forge', 's3cret', 'forge-verify-auth-');
+    if ('unavailable' in started) {
+      unavailable = started.unavailable;
       return;
     }
-    dir = await mkdtemp(join(tmpdir(), 'forge-verify-auth-'));
-    await writeFile(join(dir, 'htpasswd'), `${htpasswd.line}\n`);
-    registry = await startRegistry({ auth: { htpasswd: join(dir, 'htpasswd') } });
+    ({ registry, stop } = started);
+    dir = await mkdtemp(join(tmpdir(), 'forge-verify-data-'));
   });
   afterAll(async () => {
-    await registry?.stop();
+    await stop?.();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
   beforeEach((context) => {

@@ -305,3 +305,25 @@ export async function startFaultProxy(target: string, fault: (req: { method: str
   const port = await listen(server);
   return { host: `127.0.0.1:${port}`, requests, close: () => closeServer(server) };
 }
+
+/**
+ * A registry behind Basic auth for one user (htpasswd in a temp dir), or why none can run (no bcrypt
+ * generator). `stop()` ends the registry and removes the dir.
+ */
+export async function startBasicAuthRegistry(user: string, password: string, prefix = 'forge-htpasswd-'): Promise<{ registry: TestRegistry; stop(): Promise<void> } | { unavailable: string }> {
+  const htpasswd = await htpasswdLine(user, password);
+  if ('unavailable' in htpasswd) return htpasswd;
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await writeFile(join(dir, 'htpasswd'), `${htpasswd.line}\n`);
+  const registry = await startRegistry({ auth: { htpasswd: join(dir, 'htpasswd') } }).catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  });
+  return {
+    registry,
+    async stop() {
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

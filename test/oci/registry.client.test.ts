@@ -5,15 +5,12 @@
  * token server), with refused credentials failing at once.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BackoffPolicy } from '../../src/domain/jobs.ts';
 import { MEDIA_TYPES } from '../../src/oci/manifest.ts';
 import { createRegistryClient, type RegistryClientOptions } from '../../src/oci/registry.client.ts';
 import {
-  freePort, htpasswdLine, registryUnavailable, skopeoInspect, startFaultProxy, startRegistry, startTokenServer,
+  freePort, registryUnavailable, startBasicAuthRegistry, skopeoInspect, startFaultProxy, startRegistry, startTokenServer,
   type TestRegistry, type TokenServer,
 } from '../helpers/registry.ts';
 import { image, pushImage, sha256 } from './images.ts';
@@ -145,23 +142,20 @@ describe.skipIf(registryUnavailable)('registry client: retries and failures', ()
 
 describe.skipIf(registryUnavailable)('registry client: Basic auth (htpasswd)', () => {
   let registry: TestRegistry | undefined;
-  let dir: string | undefined;
+  let stop: (() => Promise<void>) | undefined;
   let unavailable: string | undefined;
 
   beforeAll(async () => {
-    const htpasswd = await htpasswdLine('forge', 's3cret');
-    if ('unavailable' in htpasswd) {
-      unavailable = htpasswd.unavailable;
+    const started = await startBasicAuthRegistry('forge', 's3cret');
+    if ('unavailable' in started) {
+      unavailable = started.unavailable;
       console.warn(`registry client: skipping the htpasswd tests: ${unavailable}`);
       return;
     }
-    dir = await mkdtemp(join(tmpdir(), 'forge-htpasswd-'));
-    await writeFile(join(dir, 'htpasswd'), `${htpasswd.line}\n`);
-    registry = await startRegistry({ auth: { htpasswd: join(dir, 'htpasswd') } });
+    ({ registry, stop } = started);
   });
   afterAll(async () => {
-    await registry?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stop?.();
   });
   beforeEach((context) => {
     if (unavailable) context.skip(unavailable);

@@ -19,6 +19,7 @@ import { createGitWorkspaces, seedRepository } from '../../src/worker/git-worksp
 import { httpInternalApi } from '../../src/worker/internal-api.ts';
 import { startWorkers } from '../../src/worker/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { finishedRun } from '../helpers/runs.ts';
 import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
 import { pgliteAdapter, postgresAdapter, type TestStore } from '../helpers/stores.ts';
 
@@ -109,15 +110,7 @@ for (const combo of combos) {
       expect(res.statusCode).toBe(201);
       return res.json<{ id: string; status: string }>().id;
     };
-    const finished = async (id: string, timeoutMs = 60_000): Promise<RunTree> => {
-      const start = Date.now();
-      for (;;) {
-        const tree = await getRunTree(t.ctx, id);
-        if (['success', 'failed', 'cancelled'].includes(tree.status)) return tree;
-        if (Date.now() - start > timeoutMs) throw new Error(`run ${id} still ${tree.status}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
+    const finished = (id: string, timeoutMs = 60_000) => finishedRun(t.ctx, id, timeoutMs);
     const logOf = async (stepId: string) => {
       const res = await t.app.inject({ method: 'GET', url: `/v1/steps/${stepId}/logs?limit=100000`, headers: { authorization: `Bearer ${dev}` } });
       expect(res.statusCode).toBe(200);

@@ -14,7 +14,6 @@ import type { ReleaseBuild } from '../../src/domain/entities.ts';
 import { startDispatcher, type Dispatcher } from '../../src/engine/dispatcher.ts';
 import type { JobQueue } from '../../src/engine/ports.ts';
 import type { ArtifactJobResult } from '../../src/engine/release-builds.ts';
-import { getRunTree, type RunTree } from '../../src/engine/runs.ts';
 import { RELEASE_MEDIA_TYPES } from '../../src/oci/release-image.ts';
 import { verifyImage } from '../../src/oci/signing.ts';
 import { TRACKING_MEDIA_TYPES } from '../../src/oci/tracking-image.ts';
@@ -25,6 +24,7 @@ import { createGitWorkspaces, seedRepository } from '../../src/worker/git-worksp
 import { httpInternalApi } from '../../src/worker/internal-api.ts';
 import { startWorkers } from '../../src/worker/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { finishedRun } from '../helpers/runs.ts';
 import { registryUnavailable, skopeoInspect, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { pgliteAdapter, postgresAdapter, type TestStore } from '../helpers/stores.ts';
 
@@ -107,15 +107,7 @@ describe.skipIf(registryUnavailable !== undefined)('release phase with a real re
     expect(res.statusCode).toBe(201);
     return res.json<{ id: string }>().id;
   };
-  async function finished(id: string, timeoutMs = 120_000): Promise<RunTree> {
-    const start = Date.now();
-    for (;;) {
-      const tree = await getRunTree(t.ctx, id);
-      if (['success', 'failed', 'cancelled'].includes(tree.status)) return tree;
-      if (Date.now() - start > timeoutMs) throw new Error(`run ${id} still ${tree.status}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const finished = (id: string, timeoutMs?: number) => finishedRun(t.ctx, id, timeoutMs);
   async function buildDone(id: string, timeoutMs = 120_000): Promise<ReleaseBuild> {
     const start = Date.now();
     for (;;) {

@@ -36,7 +36,6 @@ import { startDispatcher } from '../src/engine/dispatcher.ts';
 import { startEventRelay } from '../src/engine/events.ts';
 import { systemClock } from '../src/engine/ports.ts';
 import { getRunTree, type RunTree } from '../src/engine/runs.ts';
-import { createGitGitOps } from '../src/gitops/git.gitops.ts';
 import type { WorkerType } from '../src/domain/jobs.ts';
 import { EventBus } from '../src/queue/events.memory.ts';
 import { connectNatsJobs, deleteJobStreams } from '../src/queue/jobs.nats.ts';
@@ -284,8 +283,6 @@ async function main() {
     const dataDir = join(dir, 'data');
     mkdirSync(dataDir);
     const issuer = await openDevIssuer(dataDir);
-    const gitops = await createGitGitOps({ dataDir });
-    cleanups.push(() => gitops.close());
     const bus = new EventBus();
     const objectsDir = join(dir, 'objects');
     const objects = createFileObjectStore(objectsDir);
@@ -293,7 +290,7 @@ async function main() {
     const ctx: EngineContext = {
       store, clock: systemClock, eventsWritten: () => relayRef.nudge?.(),
       environments: DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: 24 * 3600_000,
-      releaseRegistry: 'registry.bench/releases', gitops, runTimeoutMs: 24 * 3600_000, runChanged: () => undefined, objects,
+      releaseRegistry: 'registry.bench/releases', runTimeoutMs: 24 * 3600_000, runChanged: () => undefined, objects,
     };
     const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: 'off', logLevel: 'warn' });
     const relay = startEventRelay(store, bus, { intervalMs: 200 });

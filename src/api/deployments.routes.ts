@@ -1,22 +1,25 @@
 /** Deployments (create, current, history) and approvals (create, status, revoke). */
 import type { FastifyPluginAsync } from 'fastify';
-import { deployPermissionFor, requirePermission } from '../auth/permissions.ts';
-import { createApproval, listApprovals, revokeApproval } from '../engine/approvals.ts';
-import { createDeployment, currentDeployment, deploymentHistory } from '../engine/deployments.ts';
+import { can, deployPermissionFor, requirePermission } from '../auth/permissions.ts';
+import type { AuditFilter } from '../engine/ports.ts';
+import { createApproval, listApprovals, listAudit, revokeApproval } from '../engine/approvals.ts';
+import { currentDeployment, deploymentHistory, getDeployment, requestDeployment, rollbackTarget, type DeploymentRequest } from '../engine/deployments.ts';
 import { environmentPolicy } from '../engine/environments.ts';
 import type { RouteDeps } from './app.ts';
 import { repositoryOf } from './releases.routes.ts';
 import {
-  S, approvalSchema, approvalStatusResponse, createApprovalBody, createApprovalResponse, createDeploymentBody,
-  createDeploymentResponse, deploymentHistoryResponse, deploymentParams, deploymentSchema, errorResponses, pageQuery,
+  S, approvalSchema, approvalStatusResponse, auditQuery, auditResponse, createApprovalBody, createApprovalResponse, createDeploymentBody,
+  createDeploymentResponse, deploymentHistoryResponse, deploymentParams, deploymentSchema, environmentsResponse, errorResponses, pageQuery,
+  rollbackTargetResponse,
 } from './schemas.ts';
 
 type TargetParams = { environment: string; owner: string; name: string; project: string };
 
 export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
-  app.post<{ Body: { release_id: string; environment: string; approval_id?: string } }>('/v1/deployments', {
+  app.post<{ Body: DeploymentRequest }>('/v1/deployments', {
     schema: {
-      summary: 'Deploy a release to an environment (policy and approvals permitting)', tags: ['deployments'],
+      summary: 'Deploy a release to an environment (policy and approvals permitting): recorded pending, committed by a deployment job; follow it with GET /v1/deployments/{id}',
+      tags: ['deployments'],
       body: createDeploymentBody, response: { 201: createDeploymentResponse, ...errorResponses },
     },
   }, async (request, reply) => {
@@ -24,8 +27,45 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
     environmentPolicy(ctx, request.body.environment);
     requirePermission(request.identity, deployPermissionFor(request.body.environment));
     limiters.deploymentCreate?.take(request.body.environment);
-    const deployment = await createDeployment(ctx, request.body, request.identity.actor);
+    const deployment = await requestDeployment(ctx, request.body, request.identity.actor, {
+      overrideFreeze: can(request.identity, 'deployments:override-freeze'),
+    });
     return reply.status(201).send({ id: deployment.id, deployment_id: deployment.id, gitops_commit_sha: deployment.gitops_commit_sha, status: deployment.status });
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/deployments/:id', {
+    schema: {
+      summary: 'A deployment by id (beyond the seed): pending until its pointer is committed, then active (or failed with the error)',
+      tags: ['deployments'],
+      params: { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false },
+      response: { 200: deploymentSchema, ...errorResponses },
+    },
+  }, async (request) => getDeployment(ctx, request.params.id));
+
+  app.get<{ Params: TargetParams }>('/v1/deployments/:environment/:owner/:name/:project/rollback-target', {
+    schema: {
+      summary: 'The release a rollback would deploy (beyond the seed): the highest-numbered release below the active one that was once active here',
+      tags: ['deployments'], params: deploymentParams, response: { 200: rollbackTargetResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    const p = request.params;
+    const { release, current } = await rollbackTarget(ctx, p.environment, repositoryOf(p), p.project);
+    return { release_id: release.id, release_number: release.release_number, commit_sha: release.commit_sha, aliases: release.aliases, current };
+  });
+
+  app.get('/v1/environments', {
+    schema: { summary: 'The environments and their policies (beyond the seed)', tags: ['deployments'], response: { 200: environmentsResponse, ...errorResponses } },
+  }, async () => ({ environments: ctx.environments }));
+
+  app.get<{ Querystring: AuditFilter & { limit: number; offset: number } }>('/v1/audit', {
+    schema: {
+      summary: 'The audit trail of approvals and deployments, newest first (beyond the seed)', tags: ['approvals'],
+      querystring: auditQuery, response: { 200: auditResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    const { limit = 20, offset = 0, ...filter } = request.query;
+    const page = await listAudit(ctx, filter, limit, offset);
+    return { entries: page.rows, total: page.total, limit, offset };
   });
 
   app.get<{ Params: TargetParams }>('/v1/deployments/:environment/:owner/:name/:project', {

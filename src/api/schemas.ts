@@ -2,6 +2,7 @@
  * JSON schemas of the /v1 API. They validate requests (a bad body is a 422 before any use case
  * runs), shape responses, and generate /v1/openapi.json. Name patterns come from domain/names.ts.
  */
+import { AUDIT_ACTIONS } from '../domain/entities.ts';
 import { NAME_PATTERNS, NAME_RULES } from '../domain/names.ts';
 import {
   ALIAS_TYPES, APPROVAL_STATUSES, ARTIFACT_TYPES, DEPLOYMENT_STATUSES, EXECUTION_STATUSES,
@@ -186,7 +187,10 @@ export const repoProjectParams = obj({ owner: { type: 'string' }, name: { type: 
 
 // ---- Deployments & approvals ------------------------------------------------------------------
 
-export const createDeploymentBody = obj({ release_id: S.uuid, environment: S.environment, approval_id: S.uuid }, ['release_id', 'environment']);
+export const createDeploymentBody = obj({
+  release_id: S.uuid, environment: S.environment, approval_id: S.uuid,
+  freeze_override_reason: { ...S.text(2000, 1), description: 'beyond the seed: deploy through a frozen environment (needs deployments:override-freeze); kept in the audit trail and the commit' },
+}, ['release_id', 'environment']);
 export const createDeploymentResponse = obj({
   id: S.uuid, deployment_id: { type: 'string' }, gitops_commit_sha: S.nullableString,
   status: { type: 'string', enum: DEPLOYMENT_STATUSES },
@@ -196,6 +200,34 @@ export const deploymentSchema = obj({
   repository: { type: 'string' }, project: { type: 'string' }, environment: { type: 'string' },
   status: { type: 'string', enum: DEPLOYMENT_STATUSES }, deployed_at: S.time, deployed_by: { type: 'string' },
   gitops_commit_sha: S.nullableString, approval_id: { type: ['string', 'null'] }, error: S.nullableString,
+  id: S.uuid, dispatched_at: S.nullableTime, attempts: { type: 'integer' }, finished_at: S.nullableTime,
+  rollback: { type: 'boolean' }, rollback_from_release_id: { type: ['string', 'null'] }, freeze_override: S.nullableString,
+});
+export const rollbackTargetResponse = obj({
+  release_id: S.uuid, release_number: { type: 'integer' }, commit_sha: { type: 'string' },
+  aliases: { type: 'array', items: obj({ alias: { type: 'string' }, alias_type: { type: 'string' } }) },
+  current: deploymentSchema,
+});
+const auditEntry = obj({
+  id: { type: 'string' }, at: S.time, actor: { type: 'string' }, action: { type: 'string', enum: AUDIT_ACTIONS },
+  environment: S.nullableString, repository: S.nullableString, project: S.nullableString,
+  release_id: { type: ['string', 'null'] }, deployment_id: { type: ['string', 'null'] }, approval_id: { type: ['string', 'null'] },
+  details: { type: 'object', additionalProperties: true },
+});
+export const auditQuery = obj({
+  repository: S.repository, project: S.project, environment: S.environment, release_id: S.uuid, deployment_id: S.uuid,
+  action: { type: 'string', enum: AUDIT_ACTIONS }, limit: S.limit, offset: S.offset,
+}, []);
+export const auditResponse = obj({ entries: { type: 'array', items: auditEntry }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
+export const environmentsResponse = obj({
+  environments: {
+    type: 'array',
+    items: obj({
+      name: { type: 'string' }, allowed_triggers: { type: 'array', items: { type: 'string' } }, allowed_branches: { type: 'array', items: { type: 'string' } },
+      auto_deploy: { type: 'boolean' }, requires_approval: { type: 'boolean' }, approvals_required: { type: 'integer' },
+      frozen: { type: 'boolean' }, freeze_reason: { type: 'string' },
+    }, ['name', 'allowed_triggers', 'allowed_branches', 'auto_deploy', 'requires_approval', 'approvals_required', 'frozen']),
+  },
 });
 export const deploymentHistoryResponse = obj({ deployments: { type: 'array', items: deploymentSchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
 export const deploymentParams = obj({ environment: S.environment, owner: { type: 'string' }, name: { type: 'string' }, project: S.project });

@@ -13,6 +13,7 @@ export const PERMISSIONS = [
   'releases:create',
   'deployments:create:dev',
   'deployments:create:any',
+  'deployments:override-freeze',
   'approvals:create',
   'approvals:revoke',
   'internal:status',
@@ -22,7 +23,7 @@ export type Permission = (typeof PERMISSIONS)[number];
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   developer: ['read', 'runs:create', 'runs:cancel', 'releases:create', 'deployments:create:dev'],
   approver: ['read', 'approvals:create', 'approvals:revoke'],
-  operator: ['read', 'runs:create', 'runs:cancel', 'releases:create', 'deployments:create:dev', 'deployments:create:any', 'approvals:create', 'approvals:revoke'],
+  operator: ['read', 'runs:create', 'runs:cancel', 'releases:create', 'deployments:create:dev', 'deployments:create:any', 'deployments:override-freeze', 'approvals:create', 'approvals:revoke'],
   'service-account': ['read', 'runs:create', 'releases:create', 'deployments:create:dev', 'deployments:create:any', 'internal:status'],
 };
 

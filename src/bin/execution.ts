@@ -26,6 +26,7 @@ import { configString } from '../engine/publishing.ts';
 import { createOciPublisher } from '../oci/oci.publisher.ts';
 import { createDirectoryPublisher, ARTIFACTS_DIR } from '../store/directory.publisher.ts';
 import { createS3Publisher } from '../store/s3.publisher.ts';
+import { createGitGitOps, type GitGitOps } from '../gitops/git.gitops.ts';
 import { createGitHubPublisher } from '../gitops/github.publisher.ts';
 import { createGitHubReleasesClient } from '../gitops/github-releases.client.ts';
 import { openRegistries, type Registries } from './registries.ts';
@@ -129,7 +130,9 @@ export async function startWorkerPool(options: {
   const unlock = lockCacheDir(options.cacheDir);
   const registries = openRegistries(execution.registries, options.dataDir);
   const publishers = publisherFactory({ registries, execution, dataDir: options.dataDir, ...(options.github ? { github: options.github } : {}) });
+  let gitops: GitGitOps | undefined;
   const closeReleases = async () => {
+    await gitops?.close();
     await publishers.close();
     await registries.close();
   };
@@ -138,13 +141,21 @@ export async function startWorkerPool(options: {
     urlTemplate: execution.gitUrlTemplate,
     ...(execution.gitCredentials ? { credentials: execution.gitCredentials } : {}),
   });
-  const workers = await startWorkers({
-    queue: options.queue,
-    objects: options.objects,
-    workspaces,
-    api: httpInternalApi({ baseUrl: options.apiUrl, token: options.token }),
-    releases: { registries, publisherFor: publishers.publisherFor, stagingRoot: join(options.cacheDir, 'staging') },
-  }, options.types, execution.workerConcurrency).catch(async (error: unknown) => {
+  const workers = await (async () => {
+    // Deployment jobs come with release jobs: release workers commit pointers to the GitOps repository.
+    if (options.types.includes('release')) {
+      const { url, layout, authorName, authorEmail } = execution.gitops;
+      gitops = await createGitGitOps({ ...(url === undefined ? {} : { url }), layout, authorName, authorEmail, dataDir: options.dataDir });
+    }
+    return startWorkers({
+      queue: options.queue,
+      objects: options.objects,
+      workspaces,
+      api: httpInternalApi({ baseUrl: options.apiUrl, token: options.token }),
+      releases: { registries, publisherFor: publishers.publisherFor, stagingRoot: join(options.cacheDir, 'staging') },
+      ...(gitops ? { gitops } : {}),
+    }, options.types, execution.workerConcurrency);
+  })().catch(async (error: unknown) => {
     await closeReleases();
     unlock();
     throw error;

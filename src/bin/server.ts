@@ -20,7 +20,6 @@ import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { EngineContext } from '../engine/context.ts';
 import { startEventRelay, type EventRelay } from '../engine/events.ts';
 import { systemClock, type EventPublisher, type Store } from '../engine/ports.ts';
-import { createGitGitOps } from '../gitops/git.gitops.ts';
 import { EventBus } from '../queue/events.memory.ts';
 import { connectNatsEvents } from '../queue/events.nats.ts';
 import type { ServerSettings } from '../settings/settings.ts';
@@ -70,9 +69,6 @@ export async function startServer(settings: ServerSettings, options: { store?: S
       verifier = devIssuer.verifier;
     }
 
-    const gitops = await createGitGitOps({ url: settings.gitopsUrl, dataDir: settings.dataDir });
-    cleanups.push(() => gitops.close());
-
     const { execution } = settings;
     const objects = await openExecutionObjects(execution, settings.dataDir);
     cleanups.push(() => objects.close());
@@ -83,7 +79,7 @@ export async function startServer(settings: ServerSettings, options: { store?: S
     const ctx: EngineContext = {
       store, clock: systemClock, eventsWritten: () => relayRef.relay?.nudge(),
       environments: settings.environments, approvalTtlMs: settings.approvalTtlMs,
-      releaseRegistry: settings.releaseRegistry, gitops, runTimeoutMs: settings.runTimeoutMs,
+      releaseRegistry: settings.releaseRegistry, runTimeoutMs: settings.runTimeoutMs,
       runChanged: (id) => dispatcherRef.dispatcher?.nudge(id), objects,
     };
     const app = await buildApp({

@@ -148,6 +148,40 @@ export interface Deployment {
   gitops_commit_sha: string | null;
   approval_id: string | null;
   error: string | null;
+  /** Dispatcher bookkeeping: when the deployment job was last published, and how often. */
+  dispatched_at: Date | null;
+  attempts: number;
+  /** When it became active or failed. */
+  finished_at: Date | null;
+  /** A rollback: the release that was active when it was requested (a newer one). */
+  rollback_from_release_id: string | null;
+  /** Deployed through a frozen environment: the justification of the override. */
+  freeze_override: string | null;
+}
+
+/** Actions recorded in the audit trail (GET /v1/audit). */
+export const AUDIT_ACTIONS = [
+  'approval.created',
+  'approval.revoked',
+  'deployment.requested',
+  'deployment.activated',
+  'deployment.failed',
+  'deployment.freeze_overridden',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditEntry {
+  id: string;
+  at: Date;
+  actor: string;
+  action: AuditAction;
+  environment: string | null;
+  repository: string | null;
+  project: string | null;
+  release_id: string | null;
+  deployment_id: string | null;
+  approval_id: string | null;
+  details: Record<string, unknown>;
 }
 
 export interface ReleaseApproval {
@@ -219,6 +253,10 @@ export const EVENT_TYPES = [
   'release.created',
   'release.build.failed',
   'deployment.created',
+  'deployment.activated',
+  'deployment.failed',
+  'approval.created',
+  'approval.revoked',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -237,6 +275,13 @@ export interface EventData {
   /** Beyond the seed: a release build failed; no release was registered. */
   'release.build.failed': { build_id: string; repository: string; project: string; commit_sha: string; pipeline_run_id: string | null; error: string };
   'deployment.created': { deployment_id: string; release_id: string; environment: string; deployed_by: string };
+  /** Beyond the seed: the pointer is committed and the deployment is the active one of its target. */
+  'deployment.activated': { deployment_id: string; release_id: string; environment: string; repository: string; project: string; release_number: number; gitops_commit_sha: string; rollback: boolean };
+  /** Beyond the seed: the pointer could not be committed (or the approval lapsed before it was). */
+  'deployment.failed': { deployment_id: string; release_id: string; environment: string; repository: string; project: string; error: string };
+  /** Beyond the seed: approvals and their revocation (the audit trail has them too). */
+  'approval.created': { approval_id: string; release_id: string; environment: string; approver: string; expires_at: string };
+  'approval.revoked': { approval_id: string; release_id: string; environment: string; revoked_by: string };
 }
 
 /** The seed's event envelope. */

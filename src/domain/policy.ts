@@ -11,8 +11,15 @@ export interface EnvironmentPolicy {
   allowed_branches: string[];
   auto_deploy: boolean;
   requires_approval: boolean;
-  /** Beyond the seed: distinct approvers needed when requires_approval (issue 6 uses it). */
+  /** Beyond the seed: distinct approvers needed when requires_approval. */
   approvals_required: number;
+  /**
+   * Beyond the seed: a frozen environment takes no deployments, automatic or requested, unless an
+   * operator overrides the freeze with a justification (recorded in the audit trail and the commit).
+   */
+  frozen: boolean;
+  /** Why it is frozen (shown in refusals). */
+  freeze_reason?: string;
 }
 
 export const DEFAULT_POLICIES: readonly EnvironmentPolicy[] = [
@@ -23,6 +30,7 @@ export const DEFAULT_POLICIES: readonly EnvironmentPolicy[] = [
     auto_deploy: true,
     requires_approval: false,
     approvals_required: 0,
+    frozen: false,
   },
   {
     name: 'staging',
@@ -31,6 +39,7 @@ export const DEFAULT_POLICIES: readonly EnvironmentPolicy[] = [
     auto_deploy: false,
     requires_approval: false,
     approvals_required: 0,
+    frozen: false,
   },
   {
     name: 'production',
@@ -39,6 +48,7 @@ export const DEFAULT_POLICIES: readonly EnvironmentPolicy[] = [
     auto_deploy: false,
     requires_approval: true,
     approvals_required: 1,
+    frozen: false,
   },
 ];
 
@@ -51,6 +61,13 @@ export interface PolicyViolation {
   requirement: 'allowed_triggers' | 'allowed_branches';
   required: string[];
   actual: string | null;
+}
+
+/** What a refusal lists: each requirement of the policy that the request does not meet. */
+export interface Requirement {
+  requirement: PolicyViolation['requirement'] | 'requires_approval' | 'frozen';
+  required: string[] | string | number;
+  actual: string | number | null;
 }
 
 export interface TriggerFacts {

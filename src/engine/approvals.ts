@@ -4,10 +4,11 @@
  * `expired` is derived from expires_at when read, so it is right at any moment without a sweeper.
  */
 import { randomUUID } from 'node:crypto';
-import type { ReleaseApproval } from '../domain/entities.ts';
+import { envelope, type AuditEntry, type ReleaseApproval } from '../domain/entities.ts';
 import { conflict, denied, notFound } from '../domain/errors.ts';
 import { effectiveApprovalStatus } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
+import type { AuditFilter, Page } from './ports.ts';
 import { environmentPolicy } from './environments.ts';
 import { getReleaseById } from './releases.ts';
 
@@ -42,7 +43,12 @@ export async function createApproval(ctx: EngineContext, input: { release_id: st
       throw conflict(`you already approved this release for ${input.environment}`, { approval_id: mine.id, expires_at: mine.expires_at });
     }
     await tx.insertApproval(approval);
+    await tx.insertEvents([envelope('approval.created', {
+      approval_id: approval.id, release_id: release.id, environment: approval.environment, approver, expires_at: (approval.expires_at ?? now).toISOString(),
+    }, now)]);
+    await tx.insertAudit([auditOf(approval, now, approver, 'approval.created', release, { justification: approval.justification, expires_at: approval.expires_at })]);
   });
+  ctx.eventsWritten();
   return viewApproval(approval, now);
 }
 
@@ -58,13 +64,32 @@ export async function listApprovals(ctx: EngineContext, releaseId: string, envir
 
 export async function revokeApproval(ctx: EngineContext, id: string, actor: string): Promise<ApprovalView> {
   const now = ctx.clock.now();
-  return ctx.store.transaction(async (tx) => {
+  const revoked = await ctx.store.transaction(async (tx) => {
     const approval = await tx.getApproval(id, { forUpdate: true });
     if (!approval) throw notFound('approval', { approval_id: id });
     const status = effectiveApprovalStatus(approval.status, approval.expires_at, now);
     if (status !== 'active') throw conflict(`approval is already ${status}`, { approval_id: id, status });
     const patch = { status: 'revoked' as const, revoked_at: now, revoked_by: actor };
     await tx.updateApproval(id, patch);
+    const release = await tx.getRelease(approval.release_id);
+    await tx.insertEvents([envelope('approval.revoked', { approval_id: id, release_id: approval.release_id, environment: approval.environment, revoked_by: actor }, now)]);
+    await tx.insertAudit([auditOf(approval, now, actor, 'approval.revoked', release, { approver: approval.approver })]);
     return viewApproval({ ...approval, ...patch }, now);
   });
+  ctx.eventsWritten();
+  return revoked;
+}
+
+function auditOf(approval: ReleaseApproval, at: Date, actor: string, action: AuditEntry['action'], release: { repository: string; project: string; release_number: number } | undefined, details: Record<string, unknown>): Omit<AuditEntry, 'id'> {
+  return {
+    at, actor, action, environment: approval.environment, repository: release?.repository ?? null, project: release?.project ?? null,
+    release_id: approval.release_id, deployment_id: null, approval_id: approval.id,
+    details: { ...details, ...(release ? { release_number: release.release_number } : {}) },
+  };
+}
+
+/** The audit trail, newest first, filtered (GET /v1/audit). */
+export async function listAudit(ctx: EngineContext, filter: AuditFilter, limit: number, offset: number): Promise<Page<AuditEntry>> {
+  if (filter.environment !== undefined) environmentPolicy(ctx, filter.environment);
+  return ctx.store.listAudit(filter, limit, offset);
 }

@@ -1,6 +1,6 @@
 /** What every use case receives: the ports and the settings that shape behaviour. */
 import type { EnvironmentPolicy } from '../domain/policy.ts';
-import type { Clock, GitOpsWriter, ObjectStore, Store } from './ports.ts';
+import type { Clock, ObjectStore, Store } from './ports.ts';
 
 export interface EngineContext {
   store: Store;
@@ -10,10 +10,12 @@ export interface EngineContext {
   environments: EnvironmentPolicy[];
   approvalTtlMs: number;
   releaseRegistry: string;
-  gitops: GitOpsWriter;
   /** How long a run may take before the watchdog fails it (digest §2.5: 24 h). */
   runTimeoutMs: number;
-  /** Called after a transaction that changed a run commits (the dispatcher moves it along). */
+  /**
+   * Called after a transaction that changed a run, a release build or a deployment commits, with its
+   * id (the dispatcher moves it along).
+   */
   runChanged: (runId: string) => void;
   /** Step logs and large job results. */
   objects?: ObjectStore;

@@ -25,7 +25,8 @@ import {
   recordBuildPlan, recordReleaseOutcome, startRunReleases,
   type ArtifactJobPayload, type ArtifactJobResult, type BuildDiscoveryPayload, type DiscoveredRelease, type ReleaseJobPayload, type ReleaseJobResult,
 } from './release-builds.ts';
-import type { ReleaseBuild } from '../domain/entities.ts';
+import type { Deployment, ReleaseBuild } from '../domain/entities.ts';
+import { claimNextDeployment, completeDeployment, deploymentTarget, failDeployment, type DeploymentJobResult } from './deployments.ts';
 import { isReleaseBuildTerminal } from '../domain/statuses.ts';
 
 export interface DispatcherOptions {
@@ -83,6 +84,10 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   }
 
   async function onReply(reply: JobReply): Promise<void> {
+    if (reply.type === 'deployment') {
+      await onDeploymentReply(reply);
+      return;
+    }
     if (reply.type === 'artifact' || reply.type === 'release' || (reply.type === 'discovery' && reply.job_id !== reply.run_id)) {
       await onBuildReply(reply);
       return;
@@ -139,6 +144,39 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     }
   }
 
+  /** A deployment job's reply: the pointer commit activates the deployment, an error fails it; then the target's next one goes. */
+  async function onDeploymentReply(reply: JobReply): Promise<void> {
+    const deployment = await ctx.store.getDeployment(reply.job_id);
+    if (!deployment) return;
+    if (reply.ok) {
+      const result = (await resultOf(reply)) as DeploymentJobResult;
+      await completeDeployment(ctx, deployment.id, result.commit_sha);
+    } else {
+      await failDeployment(ctx, deployment.id, reply.error?.message ?? 'deployment job failed');
+    }
+    nudge(deployment.id);
+  }
+
+  /** Publishes the next deployment job of a target when none is in flight (deployments.ts claims it). */
+  async function reconcileDeployments(target: Deployment): Promise<void> {
+    await perRun.run(`deploy:${deploymentTarget(target)}`, async () => {
+      for (;;) {
+        const claim = await claimNextDeployment(ctx, target, timeouts.deployment);
+        if (claim.kind === 'failed') {
+          log(`deployment ${claim.deployment.id} failed: ${claim.deployment.error ?? ''}`);
+          continue;
+        }
+        if (claim.kind === 'dispatch') {
+          const { payload } = claim;
+          const attempt = payload.check_existing ? 2 : 1;
+          const msg = job('deployment', payload.deployment_id, payload.deployment_id, attempt, payload, ctx.clock.now());
+          await options.queue.publish(msg, `deployment-${payload.deployment_id}-${Date.parse(msg.deadline)}`);
+        }
+        return;
+      }
+    });
+  }
+
   async function resultOf(reply: JobReply): Promise<unknown> {
     if (reply.result_key === undefined) return reply.result;
     if (!options.objects) throw new Error(`reply of job ${reply.job_id} is stored at ${reply.result_key} but no object store is configured`);
@@ -157,9 +195,14 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   async function reconcile(runId: string): Promise<void> {
     const run = await ctx.store.getRun(runId);
     if (!run) {
-      // Not a run: a manual release build (its id is nudged like a run's).
+      // Not a run: a manual release build or a deployment (their ids are nudged like a run's).
       const build = await ctx.store.getReleaseBuild(runId);
-      if (build) await reconcileBuild(build);
+      if (build) {
+        await reconcileBuild(build);
+        return;
+      }
+      const deployment = await ctx.store.getDeployment(runId);
+      if (deployment) await reconcileDeployments(deployment);
       return;
     }
     const now = ctx.clock.now();
@@ -334,8 +377,11 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   const timer = setInterval(() => {
     if (sweeping || stopped) return;
     sweeping = true;
-    track(Promise.all([ctx.store.listActiveRunIds(1000), ctx.store.listActiveReleaseBuildIds(1000)]).then(async ([ids, builds]) => {
+    track(Promise.all([
+      ctx.store.listActiveRunIds(1000), ctx.store.listActiveReleaseBuildIds(1000), ctx.store.listPendingDeploymentIds(1000),
+    ]).then(async ([ids, builds, deployments]) => {
       for (const id of ids) nudge(id);
+      for (const id of deployments) nudge(id);
       // Manual builds go by their own id; a run's builds by the run's.
       for (const id of builds) {
         const build = await ctx.store.getReleaseBuild(id);

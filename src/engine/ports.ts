@@ -4,6 +4,8 @@
  * transaction per use case.
  */
 import type {
+  AuditAction,
+  AuditEntry,
   Deployment,
   EventEnvelope,
   PhaseExecution,
@@ -117,7 +119,17 @@ export interface Repos {
   /** A transaction-scoped advisory lock on `key`: holders of the same key take turns until commit. */
   lock(key: string): Promise<void>;
   insertDeployment(row: Deployment): Promise<void>;
-  updateDeployment(id: string, patch: Partial<Pick<Deployment, 'status' | 'gitops_commit_sha' | 'error' | 'deployed_at'>>): Promise<void>;
+  getDeployment(id: string, opts?: { forUpdate?: boolean }): Promise<Deployment | undefined>;
+  updateDeployment(id: string, patch: Partial<Pick<Deployment, 'status' | 'gitops_commit_sha' | 'error' | 'deployed_at' | 'dispatched_at' | 'attempts' | 'finished_at'>>): Promise<void>;
+  /** The pending deployments of a target, oldest first (the first is in flight or next). */
+  listPendingDeployments(environment: string, repository: string, project: string): Promise<Deployment[]>;
+  /** The oldest pending deployment of each target (the dispatcher's sweep). */
+  listPendingDeploymentIds(limit: number): Promise<string[]>;
+  /**
+   * The release a rollback returns to: of the releases once active in the target (deployments now
+   * superseded, with a pointer commit), the highest-numbered one below `belowNumber`.
+   */
+  findRollbackRelease(environment: string, repository: string, project: string, belowNumber: number): Promise<string | undefined>;
   /** Marks the active deployment(s) of the target other than `exceptId` superseded. */
   supersedeActive(environment: string, repository: string, project: string, exceptId: string): Promise<void>;
   findActiveDeployment(environment: string, repository: string, project: string): Promise<Deployment | undefined>;
@@ -132,6 +144,20 @@ export interface Repos {
 
   // Events outbox
   insertEvents(events: EventEnvelope[]): Promise<void>;
+
+  // Audit trail (issue 6)
+  insertAudit(entries: Omit<AuditEntry, 'id'>[]): Promise<void>;
+  /** Newest first. */
+  listAudit(filter: AuditFilter, limit: number, offset: number): Promise<Page<AuditEntry>>;
+}
+
+export interface AuditFilter {
+  repository?: string;
+  project?: string;
+  environment?: string;
+  release_id?: string;
+  deployment_id?: string;
+  action?: AuditAction;
 }
 
 export interface Store extends Repos {
@@ -168,20 +194,28 @@ export const systemClock: Clock = { now: () => new Date() };
 
 /** Writes ReleasePointer files into the GitOps repository and returns the commit SHA. */
 export interface GitOpsWriter {
-  writePointer(pointer: PointerWrite): Promise<{ commitSha: string }>;
+  /** `existing`: the commit of `deploymentId` was already on main (see PointerWrite.checkExisting). */
+  writePointer(pointer: PointerWrite): Promise<{ commitSha: string; existing?: boolean }>;
 }
 
 export interface PointerWrite {
   environment: string;
   repository: string;
   project: string;
-  release: Release;
+  release: Pick<Release, 'id' | 'repository' | 'project' | 'commit_sha' | 'release_number' | 'oci_uri'>;
   aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[];
   deployedBy: string;
   deployedAt: Date;
   approvedBy: string | null;
   approvedAt: Date | null;
   message: string;
+  /**
+   * The deployment the commit is for: its id goes into the commit message as a `Deployment:` trailer.
+   * With `checkExisting`, a commit on main that already carries that trailer is returned instead of
+   * writing again (a redelivered deployment job whose first push landed).
+   */
+  deploymentId?: string;
+  checkExisting?: boolean;
 }
 
 /**

@@ -24,7 +24,7 @@ import { policyViolations } from '../domain/policy.ts';
 import { isReleaseBuildTerminal, isRunTerminal, type ReleaseTriggerType } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
 import { uniqueViolation } from './db-errors.ts';
-import { createDeployment } from './deployments.ts';
+import { requestDeployment } from './deployments.ts';
 import type { Page, Repos } from './ports.ts';
 import { getReleaseById } from './releases.ts';
 
@@ -352,8 +352,12 @@ export async function autoDeploy(ctx: EngineContext, releaseId: string, actor: s
   const outcomes: { environment: string; deployment_id?: string; error?: string }[] = [];
   for (const policy of ctx.environments) {
     if (!policy.auto_deploy || policy.requires_approval || policyViolations(policy, facts).length > 0) continue;
+    if (policy.frozen) {
+      outcomes.push({ environment: policy.name, error: `${policy.name} is frozen${policy.freeze_reason ? ` (${policy.freeze_reason})` : ''}; not deployed automatically` });
+      continue;
+    }
     try {
-      const deployment = await createDeployment(ctx, { release_id: releaseId, environment: policy.name }, actor);
+      const deployment = await requestDeployment(ctx, { release_id: releaseId, environment: policy.name }, actor);
       outcomes.push({ environment: policy.name, deployment_id: deployment.id });
     } catch (error) {
       outcomes.push({ environment: policy.name, error: (error as Error).message });

@@ -13,7 +13,11 @@
  *   push      `git push origin HEAD:main` → every write resolves with its own commit SHA
  *             rejected because another writer moved main → backoff (jittered) → sync again;
  *             after MAX_PUSH_ATTEMPTS rejections → RetryableError for the batch
- *             any other failure (auth, network, hook) → that error for the batch, at once
+ *             any other failure (auth, network, a hook, the fetch) → backoff → sync again; after
+ *             MAX_FAILED_ATTEMPTS → RetryableError for the batch (the job queue redelivers the job)
+ *
+ * A write for a deployment carries its id as a `Deployment: <id>` trailer. With `checkExisting`
+ * (a redelivered job), a commit with that trailer already on main is returned instead of a new one.
  *
  * Why batches: with one push per write, a writer with a backlog pushes back to back and another
  * writer on the same remote keeps losing the race; one push per batch keeps the remote's main
@@ -56,6 +60,8 @@ export interface GitGitOps extends GitOpsWriter {
 }
 
 export const MAX_PUSH_ATTEMPTS = 6;
+/** Attempts of a batch whose fetch or push fails for another reason than contention. */
+export const MAX_FAILED_ATTEMPTS = 3;
 /** Writes queued while a push is in flight go out together, each as its own commit. */
 const MAX_BATCH = 20;
 const BACKOFF_BASE_MS = 100;
@@ -109,40 +115,77 @@ export async function createGitGitOps(options: GitGitOpsOptions): Promise<GitGit
     ]);
   }
 
-  /** Settles every write of the batch; throws only when the whole batch failed at once. */
+  /** The commit on HEAD's history that carries the deployment's trailer, if any. */
+  async function existingCommit(deploymentId: string): Promise<string | undefined> {
+    if (!(await refExists(workDir, 'HEAD'))) return undefined;
+    const sha = (await git(workDir, ['log', '-n', '1', '--format=%H', '--fixed-strings', `--grep=${trailer(deploymentId)}`, 'HEAD'])).trim();
+    return sha === '' ? undefined : sha;
+  }
+
+  /**
+   * One attempt: sync, commit each write (a redelivered deployment's existing commit is returned
+   * instead), push. Returns the writes still to push when main moved; throws when git failed.
+   */
+  async function attemptBatch(pending: QueuedWrite[]): Promise<QueuedWrite[]> {
+    await sync();
+    const committed: QueuedWrite[] = [];
+    for (const write of pending) {
+      try {
+        const existing = write.checkExisting && write.deploymentId !== undefined ? await existingCommit(write.deploymentId) : undefined;
+        if (existing !== undefined) {
+          write.resolve({ commitSha: existing, existing: true });
+          continue;
+        }
+        await commit(write);
+        committed.push(write);
+      } catch (error) {
+        // This write cannot be made on the current tree (e.g. a symlink in its path); the others can.
+        write.reject(error);
+        await resetWorkTree((await refExists(workDir, 'HEAD')) ? 'HEAD' : undefined);
+      }
+    }
+    if (committed.length === 0) return [];
+    const shas = (await git(workDir, ['rev-list', '--first-parent', '--reverse', '-n', String(committed.length), 'HEAD']))
+      .trim()
+      .split('\n');
+    if (await push(workDir)) {
+      committed.forEach((write, i) => write.resolve({ commitSha: shas[i] ?? '' }));
+      return [];
+    }
+    return committed;
+  }
+
+  /** Settles every write of the batch: contention and git failures are retried with backoff. */
   async function commitAndPush(batch: QueuedWrite[]): Promise<void> {
     let pending = batch;
-    for (let attempt = 1; ; attempt++) {
-      await sync();
-      const committed: QueuedWrite[] = [];
-      for (const write of pending) {
-        try {
-          await commit(write);
-          committed.push(write);
-        } catch (error) {
-          // This write cannot be made on the current tree (e.g. a symlink in its path); the others can.
-          write.reject(error);
-          await resetWorkTree((await refExists(workDir, 'HEAD')) ? 'HEAD' : undefined);
+    let rejected = 0;
+    let failed = 0;
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      let error: RetryableError | undefined;
+      try {
+        const left = await attemptBatch(pending);
+        if (left.length > 0) {
+          rejected++;
+          if (rejected >= MAX_PUSH_ATTEMPTS) {
+            error = new RetryableError(`gitops push to ${url} was rejected ${rejected} times: main kept moving (another writer is pushing)`, BACKOFF_CAP_MS);
+          }
+        }
+        pending = left;
+      } catch (cause) {
+        // Writes that were resolved or rejected on their own stay so; the rest are tried again. A
+        // push can land although git reports a failure: deployments look for their commit first.
+        pending = pending.filter((write) => !write.settled);
+        for (const write of pending) write.checkExisting = true;
+        failed++;
+        if (failed >= MAX_FAILED_ATTEMPTS) {
+          error = new RetryableError(`gitops write to ${url} failed ${failed} times: ${cause instanceof Error ? cause.message : String(cause)}`, BACKOFF_CAP_MS);
         }
       }
-      if (committed.length === 0) return;
-      const shas = (await git(workDir, ['rev-list', '--first-parent', '--reverse', '-n', String(committed.length), 'HEAD']))
-        .trim()
-        .split('\n');
-      if (await push(workDir)) {
-        committed.forEach((write, i) => write.resolve({ commitSha: shas[i] ?? '' }));
-        return;
-      }
-      pending = committed;
-      if (attempt >= MAX_PUSH_ATTEMPTS) {
-        const error = new RetryableError(
-          `gitops push to ${url} was rejected ${attempt} times: main kept moving (another writer is pushing)`,
-          BACKOFF_CAP_MS,
-        );
+      if (error) {
         for (const write of pending) write.reject(error);
         return;
       }
-      await sleep(backoffMs(attempt));
+      if (pending.length > 0) await sleep(backoffMs(attempt));
     }
   }
 
@@ -168,7 +211,15 @@ export async function createGitGitOps(options: GitGitOpsOptions): Promise<GitGit
         const path = pointerPath(layout, p);
         const content = renderReleasePointer(buildReleasePointer(p));
         if (p.message.trim() === '') throw invalid('gitops commit message is empty', { field: 'message' });
-        queue.push({ path, content, message: p.message, resolve: resolvePromise, reject });
+        if (p.deploymentId !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(p.deploymentId)) throw invalid('invalid deployment id', { field: 'deploymentId' });
+        const message = p.deploymentId === undefined || p.message.includes(trailer(p.deploymentId)) ? p.message : `${p.message.trimEnd()}\n\n${trailer(p.deploymentId)}`;
+        const write: QueuedWrite = {
+          path, content, message, settled: false,
+          resolve: (result) => { write.settled = true; resolvePromise(result); },
+          reject: (error) => { write.settled = true; reject(error); },
+          ...(p.deploymentId === undefined ? {} : { deploymentId: p.deploymentId, checkExisting: p.checkExisting === true }),
+        };
+        queue.push(write);
         draining ??= drain();
       });
     },
@@ -183,9 +234,14 @@ interface QueuedWrite {
   path: string;
   content: string;
   message: string;
-  resolve(result: { commitSha: string }): void;
+  deploymentId?: string;
+  checkExisting?: boolean;
+  settled: boolean;
+  resolve(result: { commitSha: string; existing?: boolean }): void;
   reject(error: unknown): void;
 }
+
+const trailer = (deploymentId: string) => `Deployment: ${deploymentId}`;
 
 /** Equal jitter: half the exponential step fixed, half random, so a loser always yields a little. */
 function backoffMs(attempt: number): number {

@@ -3,24 +3,15 @@
  * I/O, so the git adapter and the Argo CD plugin agree on one shape and one path rule.
  */
 import { stringify } from 'yaml';
-import type { Release, ReleaseAlias } from '../domain/entities.ts';
+import type { ReleaseAlias } from '../domain/entities.ts';
 import { invalid } from '../domain/errors.ts';
 import { checkName, normaliseSha } from '../domain/names.ts';
+import { checkTarget } from '../domain/gitops-layout.ts';
 import type { PointerWrite } from '../engine/ports.ts';
 
 export const POINTER_API_VERSION = 'forge.projectcatalyst.io/v1';
 export const POINTER_KIND = 'ReleasePointer';
 export const POINTER_LABEL_PREFIX = 'forge.projectcatalyst.io/';
-
-/** [D 01/06-ref]; other variants of the digest are one `layout` option away. */
-export const DEFAULT_POINTER_LAYOUT = 'environments/{environment}/{repository}/{project}/release.yaml';
-
-export interface PointerTarget {
-  environment: string;
-  /** GitHub `owner/name`; it becomes two path segments. */
-  repository: string;
-  project: string;
-}
 
 export interface ReleasePointer {
   apiVersion: typeof POINTER_API_VERSION;
@@ -44,49 +35,7 @@ export interface ReleasePointer {
   };
 }
 
-const PLACEHOLDER = /\{([^{}]*)\}/g;
-const PLACEHOLDERS = ['environment', 'repository', 'project'] as const;
-
-/**
- * Checks a layout template once, when the adapter is built: a relative path of plain segments
- * (no `.`, `..`, `.git`), only known placeholders, and all three of them so two targets never
- * share a file.
- */
-export function checkPointerLayout(layout: string): string {
-  const fail = (why: string) => invalid(`invalid gitops layout ${JSON.stringify(layout)}: ${why}`, { field: 'layout' });
-  for (const [, name] of layout.matchAll(PLACEHOLDER)) {
-    if (!(PLACEHOLDERS as readonly string[]).includes(name ?? '')) throw fail(`unknown placeholder {${name}}`);
-  }
-  for (const name of PLACEHOLDERS) {
-    if (!layout.includes(`{${name}}`)) throw fail(`it must contain {${name}}`);
-  }
-  checkSegments(layout.replace(PLACEHOLDER, 'x'), fail);
-  return layout;
-}
-
-/** The pointer file's path relative to the repository root, with every name checked. */
-export function pointerPath(layout: string, target: PointerTarget): string {
-  checkTarget(target);
-  const values: Record<(typeof PLACEHOLDERS)[number], string> = target;
-  const path = layout.replace(PLACEHOLDER, (_, name: (typeof PLACEHOLDERS)[number]) => values[name]);
-  return checkSegments(path, (why) => invalid(`invalid pointer path ${JSON.stringify(path)}: ${why}`));
-}
-
-export function checkTarget(target: PointerTarget): void {
-  checkName('environment', 'environment', target.environment);
-  checkName('repository', 'repository', target.repository);
-  checkName('project', 'project', target.project);
-}
-
-function checkSegments(path: string, fail: (why: string) => Error): string {
-  if (path.includes('\\') || path.includes('\0')) throw fail('backslash or NUL');
-  const segments = path.split('/');
-  for (const segment of segments) {
-    if (segment === '' || segment === '.' || segment === '..') throw fail('empty, "." or ".." segment or absolute path');
-    if (segment.toLowerCase() === '.git') throw fail('".git" segment');
-  }
-  return path;
-}
+export { DEFAULT_POINTER_LAYOUT, checkPointerLayout, checkTarget, environmentDir, pointerPath, type PointerTarget } from '../domain/gitops-layout.ts';
 
 /** `owner/name` as a Kubernetes label value: `owner.name`, at most 63 characters, alphanumeric ends. */
 export function repositoryLabel(repository: string): string {
@@ -104,7 +53,7 @@ function aliasOf(aliases: Pick<ReleaseAlias, 'alias' | 'alias_type'>[], type: Re
 /** Builds the document from a pointer write; refuses a release that belongs to another target. */
 export function buildReleasePointer(p: PointerWrite): ReleasePointer {
   checkTarget(p);
-  const release: Release = p.release;
+  const release = p.release;
   if (release.repository !== p.repository || release.project !== p.project) {
     throw invalid(`release ${release.id} belongs to ${release.repository}/${release.project}, not ${p.repository}/${p.project}`);
   }

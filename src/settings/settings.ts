@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
+import { checkPointerLayout } from '../domain/gitops-layout.ts';
 import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../domain/policy.ts';
 import { NAME_RULES, isValidName } from '../domain/names.ts';
 import { RELEASE_TRIGGER_TYPES, type ReleaseTriggerType } from '../domain/statuses.ts';
@@ -40,7 +41,6 @@ export interface ServerSettings {
   /** Where release images are named (FORGE_RELEASE_REGISTRY, else the embedded store's name). */
   releaseRegistry: string;
   environments: EnvironmentPolicy[];
-  gitopsUrl: string | undefined;
   logLevel: string;
   publicUrl: string;
   execution: ExecutionSettings;
@@ -66,6 +66,17 @@ export interface ExecutionSettings {
   workerToken: string | undefined;
   clientCredentials: { tokenUrl: string; clientId: string; clientSecret: string } | undefined;
   registries: RegistrySettings;
+  /** Where deployment jobs (release workers) commit ReleasePointers. */
+  gitops: GitOpsSettings;
+}
+
+export interface GitOpsSettings {
+  /** Any URL git accepts; undefined = the bare repository <data dir>/gitops.git. */
+  url: string | undefined;
+  /** Pointer path template with {environment}, {repository}, {project}. */
+  layout: string;
+  authorName: string;
+  authorEmail: string;
 }
 
 /** Where release and tracking images go and how registries are reached (issue 5). */
@@ -137,7 +148,6 @@ export const SERVER_SETTINGS = {
   approvalTtl: { env: 'FORGE_APPROVAL_TTL', flag: '--approval-ttl', description: 'how long an approval stays active', default: '24h' },
   rateLimits: { env: 'FORGE_RATE_LIMITS', flag: '--rate-limits', description: '"off", or overrides like "runs=100/1m,releases=1000/1m,deployments=10/1m"', default: 'runs=100/1m,releases=1000/1m,deployments=10/1m' },
   environments: { env: 'FORGE_ENVIRONMENTS', flag: '--environments', description: 'YAML/JSON file of environment policies; unset = dev, staging, production defaults' },
-  gitopsUrl: { env: 'FORGE_GITOPS_URL', flag: '--gitops-url', description: 'GitOps repository URL; unset = a bare repo in the data dir' },
   logLevel: { env: 'FORGE_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
   publicUrl: { env: 'FORGE_PUBLIC_URL', flag: '--public-url', description: 'URL users reach the server at (default http://host:port)' },
   workers: { env: 'FORGE_WORKERS', flag: '--workers', description: `worker types to run inside the server: a comma list of ${WORKER_TYPES.join(', ')}, or "none" when \`forge worker\` processes take the jobs`, default: 'discovery,ci,artifact,release' },
@@ -168,6 +178,9 @@ export const EXECUTION_SETTINGS = {
   registryInsecure: { env: 'FORGE_REGISTRY_INSECURE', flag: '--registry-insecure', description: 'talk plain HTTP to registries (a local docker-registry); 1/true or 0/false' },
   registryUsername: { env: 'FORGE_REGISTRY_USERNAME', flag: '--registry-username', description: 'user name for the release, tracking and docker-publisher registries (Basic or token auth)' },
   registryPassword: { env: 'FORGE_REGISTRY_PASSWORD', flag: '--registry-password', description: 'password or token for FORGE_REGISTRY_USERNAME' },
+  gitopsUrl: { env: 'FORGE_GITOPS_URL', flag: '--gitops-url', description: 'GitOps repository deployment jobs push ReleasePointers to (any URL git accepts: https, ssh, file, a path); unset = the bare repo <data dir>/gitops.git' },
+  gitopsLayout: { env: 'FORGE_GITOPS_LAYOUT', flag: '--gitops-layout', description: 'path of a ReleasePointer in the GitOps repo, with {environment}, {repository} (owner/name) and {project}', default: 'environments/{environment}/{repository}/{project}/release.yaml' },
+  gitopsAuthor: { env: 'FORGE_GITOPS_AUTHOR', flag: '--gitops-author', description: 'author of pointer commits, "Name <email>"', default: 'Forge <forge@localhost>' },
   signingKey: { env: 'FORGE_SIGNING_KEY', flag: '--signing-key', description: 'PEM file of the ECDSA P-256 key that signs release and tracking images; unset = <data dir>/keys/signing.key, generated on first use' },
 } as const satisfies Record<string, SettingSpec>;
 
@@ -286,8 +299,19 @@ function parsePolicies(spec: SettingSpec, path: string | undefined): Environment
     if (typeof quorum !== 'number' || !Number.isInteger(quorum) || quorum < 0 || quorum > 20) {
       fail(spec, path, `${where}.approvals_required must be an integer 0-20`);
     }
+    const frozen = raw.frozen ?? false;
+    const freezeReason = raw.freeze_reason;
+    if (typeof frozen !== 'boolean') fail(spec, path, `${where}.frozen must be true or false`);
+    if (freezeReason !== undefined && (typeof freezeReason !== 'string' || freezeReason.trim() === '')) {
+      fail(spec, path, `${where}.freeze_reason must be a non-empty string`);
+    }
+    const known = ['name', 'allowed_triggers', 'allowed_branches', 'auto_deploy', 'requires_approval', 'approvals_required', 'frozen', 'freeze_reason'];
+    const unknown = Object.keys(raw).filter((k) => !known.includes(k));
+    if (unknown.length > 0) fail(spec, path, `${where}: unknown field ${unknown.join(', ')}; fields are ${known.join(', ')}`);
     return {
       name,
+      frozen,
+      ...(typeof freezeReason === 'string' ? { freeze_reason: freezeReason } : {}),
       allowed_triggers: triggers as ReleaseTriggerType[],
       allowed_branches: branches as string[],
       auto_deploy: autoDeploy,
@@ -364,7 +388,26 @@ function parseExecutionSettings(flags: Flags, env: Source, natsUrl: string | und
     workerToken: get(x.workerToken),
     clientCredentials: tokenUrl && clientId && clientSecret ? { tokenUrl, clientId, clientSecret } : undefined,
     registries: parseRegistrySettings(flags, env),
+    gitops: parseGitOpsSettings(flags, env),
   };
+}
+
+function parseGitOpsSettings(flags: Flags, env: Source): GitOpsSettings {
+  const x = EXECUTION_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const url = get(x.gitopsUrl);
+  if (url !== undefined && (url.trim() === '' || url.startsWith('-'))) fail(x.gitopsUrl, url, 'must be a git URL or path');
+  if (url !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(url)) fail(x.gitopsUrl, url, 'must not carry a password (use an SSH key, or a credential helper)');
+  const layout = get(x.gitopsLayout) as string;
+  try {
+    checkPointerLayout(layout);
+  } catch (error) {
+    fail(x.gitopsLayout, layout, (error as Error).message);
+  }
+  const author = get(x.gitopsAuthor) as string;
+  const match = /^([^<>\u0000-\u001f]+?)\s*<([^<>\s\u0000-\u001f]+@[^<>\s\u0000-\u001f]+)>$/u.exec(author.trim());
+  if (!match) fail(x.gitopsAuthor, author, 'must be "Name <email>", e.g. "Forge <forge@example.com>"');
+  return { url, layout, authorName: match[1] ?? '', authorEmail: match[2] ?? '' };
 }
 
 export function parseRegistrySettings(flags: Flags, env: Source): RegistrySettings {
@@ -437,7 +480,6 @@ export function parseServerSettings(flags: Flags = {}, env: Source = process.env
     rateLimits: parseRateLimits(s.rateLimits, get(s.rateLimits) as string),
     releaseRegistry: execution.registries.release ?? EMBEDDED_RELEASE_REGISTRY,
     environments: parsePolicies(s.environments, get(s.environments)),
-    gitopsUrl: get(s.gitopsUrl),
     logLevel,
     publicUrl: publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     execution,

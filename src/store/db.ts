@@ -1,6 +1,7 @@
 /** Kysely table types: the stored shape of each entity (see migrations/). */
 import type { ColumnType, Generated } from 'kysely';
 import type {
+  AuditEntry,
   Deployment,
   PhaseExecution,
   PipelineRun,
@@ -38,6 +39,7 @@ export interface Database {
     artifacts: Json<ReleaseBuild['artifacts']>;
   };
   deployments: Deployment;
+  audit_log: Omit<AuditEntry, 'id' | 'details'> & { id: Generated<string>; details: Json<Record<string, unknown>> };
   event_outbox: {
     id: Generated<string>;
     event_type: string;

@@ -1,13 +1,15 @@
 /** Deployments and approvals. */
 import { sql, type Kysely } from 'kysely';
-import type { Deployment, ReleaseApproval } from '../domain/entities.ts';
+import type { AuditEntry, Deployment, ReleaseApproval } from '../domain/entities.ts';
 import type { Repos } from '../engine/ports.ts';
 import type { Database } from './db.ts';
+import { jsonb } from './json.ts';
 
 type DeploymentRepos = Pick<
   Repos,
-  | 'lock' | 'insertDeployment' | 'updateDeployment' | 'supersedeActive'
-  | 'findActiveDeployment' | 'listDeployments'
+  | 'lock' | 'insertDeployment' | 'getDeployment' | 'updateDeployment' | 'supersedeActive'
+  | 'findActiveDeployment' | 'listDeployments' | 'listPendingDeployments' | 'listPendingDeploymentIds' | 'findRollbackRelease'
+  | 'insertAudit' | 'listAudit'
   | 'insertApproval' | 'getApproval' | 'listApprovals' | 'updateApproval'
 >;
 
@@ -21,6 +23,45 @@ export function deploymentRepos(db: Kysely<Database>): DeploymentRepos {
     },
     async insertDeployment(row) {
       await db.insertInto('deployments').values(row).execute();
+    },
+    async getDeployment(id, opts) {
+      let query = db.selectFrom('deployments').selectAll().where('id', '=', id);
+      if (opts?.forUpdate) query = query.forUpdate();
+      return (await query.executeTakeFirst()) as Deployment | undefined;
+    },
+    async listPendingDeployments(environment, repository, project) {
+      return (await target(environment, repository, project).selectAll().where('status', '=', 'pending')
+        .orderBy('deployed_at').orderBy('id').execute()) as Deployment[];
+    },
+    async listPendingDeploymentIds(limit) {
+      // The oldest pending deployment of each target: the one in flight, or the next to go.
+      const rows = await db.selectFrom('deployments').distinctOn(['environment', 'repository', 'project']).select('id')
+        .where('status', '=', 'pending').orderBy('environment').orderBy('repository').orderBy('project')
+        .orderBy('deployed_at').orderBy('id').limit(limit).execute();
+      return rows.map((r) => r.id);
+    },
+    async findRollbackRelease(environment, repository, project, belowNumber) {
+      const row = await db.selectFrom('deployments as d').innerJoin('releases as r', 'r.id', 'd.release_id')
+        .select('r.id').where('d.environment', '=', environment).where('d.repository', '=', repository)
+        .where('d.project', '=', project).where('d.status', '=', 'superseded').where('d.gitops_commit_sha', 'is not', null)
+        .where('r.release_number', '<', belowNumber).orderBy('r.release_number', 'desc').limit(1).executeTakeFirst();
+      return row?.id;
+    },
+    async insertAudit(entries) {
+      if (entries.length === 0) return;
+      await db.insertInto('audit_log').values(entries.map((e) => ({ ...e, details: jsonb(e.details) }))).execute();
+    },
+    async listAudit(filter, limit, offset) {
+      let base = db.selectFrom('audit_log');
+      for (const key of ['repository', 'project', 'environment', 'release_id', 'deployment_id', 'action'] as const) {
+        const value = filter[key];
+        if (value !== undefined) base = base.where(key, '=', value);
+      }
+      const [rows, count] = await Promise.all([
+        base.selectAll().select(sql<string>`id::text`.as('id')).orderBy('audit_log.id', 'desc').limit(limit).offset(offset).execute(),
+        base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
+      ]);
+      return { rows: rows as unknown as AuditEntry[], total: count.total };
     },
     async updateDeployment(id, patch) {
       await db.updateTable('deployments').set(patch).where('id', '=', id).execute();

@@ -153,7 +153,6 @@ const aliasesOf = (release: RegisteredRelease) => release.aliases.map((a) => ({ 
 
 export function releaseHandler(deps: ReleaseHandlerDeps): JobHandler {
   return async ({ job, deliveryCount, signal }) => {
-    if (job.type !== 'release') throw invalid(`this worker runs release jobs; a ${job.type} job has no handler here yet`, { type: job.type });
     const payload = job.payload as ReleaseJobPayload;
     const workspace = await deps.workspaces.checkout(payload.repository, payload.commit_sha, `${job.id}-d${deliveryCount}`, signal);
     try {

@@ -28,15 +28,33 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
   };
   const deploy = (release_id: string, environment: string, token = dev, extra: Record<string, unknown> = {}) =>
     call('POST', '/v1/deployments', token, { release_id, environment, ...extra });
+  /** Follows a deployment until its job has committed the pointer (active) or failed. */
+  const settle = async (id: string) => {
+    for (let i = 0; i < 400; i++) {
+      const d = (await call('GET', `/v1/deployments/${id}`, viewer)).json();
+      if (d.status !== 'pending') return d;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`deployment ${id} stayed pending`);
+  };
+  /** POST /v1/deployments (201 expected), then the deployment once its job is done. */
+  const deployed = async (release_id: string, environment: string, token = dev, extra: Record<string, unknown> = {}) => {
+    const res = await deploy(release_id, environment, token, extra);
+    expect(res.statusCode, res.body).toBe(201);
+    return settle(res.json().id);
+  };
   const showPointer = (env: string, project = 'api') =>
     YAML.parse(execFileSync('git', ['--git-dir', join(t.dataDir, 'gitops.git'), 'show', `main:environments/${env}/acme/shop/${project}/release.yaml`], { encoding: 'utf8' }));
 
-  it('deploys to dev: 201 {id, deployment_id, gitops_commit_sha, status}, writes the ReleasePointer, shows as current', async () => {
+  it('deploys to dev: 201 {id, deployment_id, gitops_commit_sha, status: pending}, the job writes the ReleasePointer, shows as current', async () => {
     const r = await makeRelease();
     const res = await deploy(r.id, 'dev');
     expect(res.statusCode).toBe(201);
     const body = res.json();
-    expect(body).toEqual({ id: body.deployment_id, deployment_id: expect.any(String), gitops_commit_sha: expect.stringMatching(/^[0-9a-f]{40}$/), status: 'active' });
+    expect(body).toEqual({ id: body.deployment_id, deployment_id: expect.any(String), gitops_commit_sha: null, status: 'pending' });
+    const done = await settle(body.id);
+    expect(done).toMatchObject({ id: body.id, status: 'active', gitops_commit_sha: expect.stringMatching(/^[0-9a-f]{40}$/), attempts: 1, rollback: false, error: null });
+    expect(execFileSync('git', ['--git-dir', join(t.dataDir, 'gitops.git'), 'rev-parse', 'main'], { encoding: 'utf8' }).trim()).toBe(done.gitops_commit_sha);
     const pointer = showPointer('dev');
     expect(pointer).toMatchObject({ apiVersion: 'forge.projectcatalyst.io/v1', kind: 'ReleasePointer', spec: { release: r.commit, deployedBy: 'alice' } });
     const current = await call('GET', '/v1/deployments/dev/acme/shop/api', viewer);
@@ -48,9 +66,9 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
   it('supersedes the previous active deployment; the same release twice leaves one active; history keeps all', async () => {
     const r1 = await makeRelease();
     const r2 = await makeRelease();
-    const d1 = (await deploy(r1.id, 'dev')).json();
-    const d2 = (await deploy(r2.id, 'dev')).json();
-    const d3 = (await deploy(r2.id, 'dev')).json();
+    const d1 = await deployed(r1.id, 'dev');
+    const d2 = await deployed(r2.id, 'dev');
+    const d3 = await deployed(r2.id, 'dev');
     expect(d3.status).toBe('active');
     const history = (await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json();
     expect(history.total).toBe(3);
@@ -58,19 +76,28 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     expect(byId).toEqual({ [d1.id]: 'superseded', [d2.id]: 'superseded', [d3.id]: 'active' });
     expect((await call('GET', '/v1/deployments/dev/acme/shop/api/history?limit=1&offset=1', viewer)).json().deployments).toHaveLength(1);
     // Rollback = deploy the older release again: a forward commit, history grows.
-    const back = (await deploy(r1.id, 'dev')).json();
-    expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json()).toMatchObject({ deployment_id: back.id, release_number: 1 });
+    const back = await deployed(r1.id, 'dev');
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json()).toMatchObject({ deployment_id: back.id, release_number: 1, rollback: true, rollback_from_release_id: r2.id });
     expect(showPointer('dev').spec.release).toBe(r1.commit);
+    const message = execFileSync('git', ['--git-dir', join(t.dataDir, 'gitops.git'), 'log', '-1', '--format=%B', 'main'], { encoding: 'utf8' });
+    expect(message).toMatch(/^Rollback api in dev to release 1 \(main-1|^Rollback api in dev to release 1 \(/);
+    expect(message).toContain('Previous release: 2');
+    expect(message).toContain('Rolled-back-by: alice');
+    expect(message).toContain(`Deployment: ${back.id}`);
   });
 
   it('keeps exactly one active deployment under concurrent deploys to one target', async () => {
     const releases = await Promise.all(Array.from({ length: 5 }, () => makeRelease()));
     const results = await Promise.all(releases.map((r) => deploy(r.id, 'dev')));
     expect(results.every((r) => r.statusCode === 201)).toBe(true);
+    const done = await Promise.all(results.map((r) => settle(r.json().id)));
+    expect(done.every((d) => d.status === 'active' || d.status === 'superseded')).toBe(true);
     const history = (await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json();
     expect(history.deployments.filter((d: { status: string }) => d.status === 'active')).toHaveLength(1);
     const active = (await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json();
     expect(showPointer('dev').spec.release).toBe(active.commit_sha);
+    // The active one is the last commit: pointer commits and activations follow one order.
+    expect(execFileSync('git', ['--git-dir', join(t.dataDir, 'gitops.git'), 'log', '-1', '--format=%B', 'main'], { encoding: 'utf8' })).toContain(`Deployment: ${active.deployment_id}`);
   });
 
   it('refuses by policy with required vs actual: staging only from main or release/*, production only tag/manual', async () => {
@@ -82,7 +109,7 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
       details: { reason: 'policy_violation', environment: 'staging', violations: [{ requirement: 'allowed_branches', required: ['main', 'release/*'], actual: 'feature/x' }] },
     });
     const rel = await makeRelease({ type: 'branch_push', branch: 'release/1.2' });
-    expect((await deploy(rel.id, 'staging', operator)).statusCode).toBe(201);
+    expect((await deployed(rel.id, 'staging', operator)).status).toBe('active');
     const main = await makeRelease({ type: 'branch_push', branch: 'main' });
     const prod = await deploy(main.id, 'production', operator);
     expect(prod.statusCode).toBe(403);
@@ -108,8 +135,7 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     expect((await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'again' })).statusCode).toBe(409);
     const status = await call('GET', `/v1/approvals/${r.id}/production`, viewer);
     expect(status.json()).toMatchObject({ approval_id: a.approval_id, approver: 'bob', status: 'active' });
-    const res = await deploy(r.id, 'production', operator, { approval_id: a.approval_id });
-    expect(res.statusCode).toBe(201);
+    expect((await deployed(r.id, 'production', operator, { approval_id: a.approval_id })).status).toBe('active');
     const pointer = showPointer('production');
     expect(pointer.spec).toMatchObject({ release: r.commit, approvedBy: 'bob' });
     // Developers may deploy only to dev.
@@ -169,23 +195,22 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     expect((await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json()).toEqual({ deployments: [], total: 0, limit: 20, offset: 0 });
   });
 
-  it('records a deployment failed when the pointer cannot be written, and keeps the previous one active', async () => {
+  it('records a deployment failed when the pointer cannot be written, and keeps the previous one active and the release untouched', async () => {
     const r1 = await makeRelease();
     const r2 = await makeRelease();
-    const d1 = (await deploy(r1.id, 'dev')).json();
-    const working = t.ctx.gitops;
-    t.ctx.gitops = { writePointer: async () => { throw new Error('remote rejected the push 6 times'); } };
+    const d1 = await deployed(r1.id, 'dev');
+    t.setGitOps({ writePointer: async () => { throw new Error('remote rejected the push 6 times'); } });
     try {
-      const res = await deploy(r2.id, 'dev');
-      expect(res.statusCode).toBe(503);
-      expect(res.json().error).toMatchObject({ code: 'service_unavailable', details: { deployment_id: expect.any(String) } });
-      const failedId = res.json().error.details.deployment_id;
+      const failed = await deployed(r2.id, 'dev');
+      expect(failed).toMatchObject({ status: 'failed', error: 'remote rejected the push 6 times', gitops_commit_sha: null, finished_at: expect.any(String) });
       const history = (await call('GET', '/v1/deployments/dev/acme/shop/api/history', viewer)).json();
-      expect(history.deployments.find((d: { deployment_id: string }) => d.deployment_id === failedId)).toMatchObject({ status: 'failed', error: 'remote rejected the push 6 times', gitops_commit_sha: null });
+      expect(history.deployments.find((d: { deployment_id: string }) => d.deployment_id === failed.id)).toMatchObject({ status: 'failed' });
       expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json().deployment_id).toBe(d1.id);
       expect((await call('GET', '/v1/releases/acme/shop/api/2', viewer)).json().id).toBe(r2.id);
+      const audit = (await call('GET', `/v1/audit?deployment_id=${failed.id}`, viewer)).json();
+      expect(audit.entries.map((e: { action: string }) => e.action)).toEqual(['deployment.failed', 'deployment.requested']);
     } finally {
-      t.ctx.gitops = working;
+      t.setGitOps(undefined);
     }
   });
 
@@ -193,9 +218,10 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     const seen: { event_type: string; data: Record<string, unknown> }[] = [];
     const off = t.bus.subscribe((e) => seen.push(e as never));
     const r = await makeRelease();
-    const d = (await deploy(r.id, 'dev')).json();
+    const d = await deployed(r.id, 'dev');
     await t.relay.drain();
     off();
     expect(seen.find((e) => e.event_type === 'deployment.created')?.data).toEqual({ deployment_id: d.id, release_id: r.id, environment: 'dev', deployed_by: 'alice' });
+    expect(seen.find((e) => e.event_type === 'deployment.activated')?.data).toMatchObject({ deployment_id: d.id, gitops_commit_sha: d.gitops_commit_sha, release_number: 1, rollback: false });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * A real Forge app over a test store: dev issuer and GitOps repo in a temp dir, a clock the test
- * can move, rate limits as the test wants them. Requests go through `app.inject()`.
+ * can move, rate limits as the test wants them. Requests go through `app.inject()`. A dispatcher
+ * and an in-process release worker (deployment jobs only) carry deployments to the GitOps repo.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,10 +11,14 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/api/app.ts';
 import { openDevIssuer, type DevIssuer } from '../../src/auth/dev-issuer.ts';
 import type { Role } from '../../src/domain/identity.ts';
-import { DEFAULT_POLICIES } from '../../src/domain/policy.ts';
+import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../../src/domain/policy.ts';
 import type { EngineContext } from '../../src/engine/context.ts';
 import { startEventRelay, type EventRelay } from '../../src/engine/events.ts';
 import { createGitGitOps, type GitGitOps } from '../../src/gitops/git.gitops.ts';
+import { startDispatcher, type Dispatcher } from '../../src/engine/dispatcher.ts';
+import type { GitOpsWriter, JobConsumer } from '../../src/engine/ports.ts';
+import { createMemoryJobQueue, MemoryBroker } from '../../src/queue/jobs.memory.ts';
+import { deploymentHandler } from '../../src/worker/deployment-handler.ts';
 import { EventBus } from '../../src/queue/events.memory.ts';
 import type { RateLimits } from '../../src/settings/settings.ts';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
@@ -26,31 +31,44 @@ export interface TestApp {
   relay: EventRelay;
   issuer: DevIssuer;
   gitops: GitGitOps;
+  dispatcher: Dispatcher;
+  /** The writer deployment jobs use: the GitOps repo, unless a test swaps it (setGitOps). */
+  setGitOps(writer: GitOpsWriter | undefined): void;
   dataDir: string;
   clock: { now(): Date; advance(ms: number): void };
   token(sub: string, roles: Role[]): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function startTestApp(test: TestStore, options: { rateLimits?: RateLimits | 'off'; approvalTtlMs?: number } = {}): Promise<TestApp> {
+export async function startTestApp(test: TestStore, options: { rateLimits?: RateLimits | 'off'; approvalTtlMs?: number; environments?: EnvironmentPolicy[] } = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'forge-api-'));
   const issuer = await openDevIssuer(dataDir);
   const gitops = await createGitGitOps({ dataDir });
   const bus = new EventBus();
   let offset = 0;
   const clock = { now: () => new Date(Date.now() + offset), advance: (ms: number) => { offset += ms; } };
-  const relayRef: { relay?: EventRelay } = {};
+  const relayRef: { relay?: EventRelay; dispatcher?: Dispatcher } = {};
   const ctx: EngineContext = {
     store: test.store, clock, eventsWritten: () => relayRef.relay?.nudge(),
-    environments: DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
-    releaseRegistry: 'registry.test/releases', gitops, runTimeoutMs: 24 * 3600_000, runChanged: () => undefined,
+    environments: options.environments ?? DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
+    releaseRegistry: 'registry.test/releases', runTimeoutMs: 24 * 3600_000, runChanged: (id) => relayRef.dispatcher?.nudge(id),
   };
+  const broker = new MemoryBroker();
+  const dispatcherQueue = createMemoryJobQueue(broker);
+  const workerQueue = createMemoryJobQueue(broker);
+  const dispatcher = await startDispatcher(ctx, { queue: dispatcherQueue, sweepMs: 200 });
+  relayRef.dispatcher = dispatcher;
+  let writer: GitOpsWriter = gitops;
+  const consumer: JobConsumer = await workerQueue.consume('release', deploymentHandler({ gitops: { writePointer: (p) => writer.writePointer(p) } }), { concurrency: 4 });
   const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: process.env.TEST_LOG ?? 'silent' });
   const relay = startEventRelay(test.store, bus, { intervalMs: 200 });
   relayRef.relay = relay;
   const tokens = new Map<string, string>();
   return {
-    app, ctx, bus, relay, issuer, gitops, dataDir, clock,
+    app, ctx, bus, relay, issuer, gitops, dispatcher, dataDir, clock,
+    setGitOps(next) {
+      writer = next ?? gitops;
+    },
     async token(sub, roles) {
       const key = `${sub}:${roles.join(',')}`;
       let token = tokens.get(key);
@@ -61,6 +79,9 @@ export async function startTestApp(test: TestStore, options: { rateLimits?: Rate
       return token;
     },
     async close() {
+      await consumer.stop();
+      await dispatcher.stop();
+      await Promise.all([dispatcherQueue.close(), workerQueue.close()]);
       await relay.stop();
       await app.close();
       await gitops.close();

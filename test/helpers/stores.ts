@@ -100,5 +100,5 @@ export const STORE_ADAPTERS: StoreAdapter[] = [pgliteAdapter, postgresAdapter];
 export async function truncateAll({ db, store }: Pick<TestStore, 'db' | 'store'>): Promise<void> {
   forgetCachedReleases(store);
   await sql`TRUNCATE pipeline_runs, phase_executions, task_executions, step_executions, releases, release_counters,
-    release_aliases, release_triggers, release_artifacts, release_approvals, deployments, event_outbox RESTART IDENTITY CASCADE`.execute(db);
+    release_aliases, release_triggers, release_artifacts, release_approvals, deployments, audit_log, event_outbox RESTART IDENTITY CASCADE`.execute(db);
 }

@@ -78,7 +78,7 @@ describe.each(STORE_ADAPTERS)('store contract on $name', (adapter) => {
     const { store } = test;
     const r = release();
     await store.insertRelease(r);
-    const base = { release_id: r.id, repository: r.repository, project: r.project, environment: 'dev', deployed_at: new Date(), deployed_by: 'a', gitops_commit_sha: null, approval_id: null, error: null } as const;
+    const base = { release_id: r.id, repository: r.repository, project: r.project, environment: 'dev', deployed_at: new Date(), deployed_by: 'a', gitops_commit_sha: null, approval_id: null, error: null, dispatched_at: null, attempts: 0, finished_at: null, rollback_from_release_id: null, freeze_override: null } as const;
     await store.insertDeployment({ ...base, id: randomUUID(), status: 'active' });
     await expect(store.insertDeployment({ ...base, id: randomUUID(), status: 'active' })).rejects.toMatchObject({ code: '23505' });
     await store.insertDeployment({ ...base, id: randomUUID(), status: 'active', environment: 'staging' });

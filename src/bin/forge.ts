@@ -12,6 +12,8 @@ import { CliError, EXIT } from '../cli/client.ts';
 import { registerClientCommands } from '../cli/commands.ts';
 import { registerConfigCommands } from '../cli/config.commands.ts';
 import { ACCEPTED_REFERENCES, FAILURE_LABELS, verifyReference } from './verify.ts';
+import { registerCmpCommand } from './cmp.ts';
+import { registerEnvCommand } from './env-resolve.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('forge')
@@ -169,5 +171,7 @@ verify.action(async (ref: string, flags: Record<string, unknown>) => {
 
 registerConfigCommands(program);
 registerClientCommands(program);
+registerCmpCommand(program);
+registerEnvCommand(program);
 
 await program.parseAsync(process.argv);

@@ -3,10 +3,12 @@
  * the same fields, timestamps as ISO strings.
  */
 import type {
+  AuditEntry,
   Deployment, PhaseExecution, PipelineRun, Release, ReleaseAlias, ReleaseApproval, ReleaseArtifact,
   ReleaseTrigger, StepExecution, TaskExecution,
 } from '../domain/entities.ts';
 import type { RunStatus } from '../domain/statuses.ts';
+import type { EnvironmentPolicy } from '../domain/policy.ts';
 
 /** An entity as JSON: Date fields become ISO strings. */
 export type Json<T> = {
@@ -59,7 +61,19 @@ export interface DeploymentJson extends Json<Deployment> {
   deployment_id: string;
   release_number: number;
   commit_sha: string;
+  rollback: boolean;
 }
+
+export interface RollbackTargetJson {
+  release_id: string;
+  release_number: number;
+  commit_sha: string;
+  aliases: { alias: string; alias_type: string }[];
+  current: DeploymentJson;
+}
+
+export type AuditEntryJson = Json<AuditEntry>;
+export type EnvironmentJson = EnvironmentPolicy;
 
 export interface CreatedDeploymentJson {
   id: string;

@@ -31,15 +31,31 @@ describe('server settings', () => {
   it('reads environment policies from a file and validates them', () => {
     const dir = mkdtempSync(join(tmpdir(), 'forge-settings-'));
     const good = join(dir, 'envs.yaml');
-    writeFileSync(good, 'environments:\n  - name: qa\n    allowed_branches: ["main"]\n  - name: prod\n    allowed_triggers: [tag]\n    requires_approval: true\n    approvals_required: 2\n');
+    writeFileSync(good, 'environments:\n  - name: qa\n    allowed_branches: ["main"]\n  - name: prod\n    allowed_triggers: [tag]\n    requires_approval: true\n    approvals_required: 2\n    frozen: true\n    freeze_reason: year-end freeze\n');
     const s = parseServerSettings({}, { FORGE_ENVIRONMENTS: good });
     expect(s.environments).toEqual([
-      { name: 'qa', allowed_triggers: ['branch_push', 'tag', 'manual'], allowed_branches: ['main'], auto_deploy: false, requires_approval: false, approvals_required: 0 },
-      { name: 'prod', allowed_triggers: ['tag'], allowed_branches: ['*'], auto_deploy: false, requires_approval: true, approvals_required: 2 },
+      { name: 'qa', allowed_triggers: ['branch_push', 'tag', 'manual'], allowed_branches: ['main'], auto_deploy: false, requires_approval: false, approvals_required: 0, frozen: false },
+      { name: 'prod', allowed_triggers: ['tag'], allowed_branches: ['*'], auto_deploy: false, requires_approval: true, approvals_required: 2, frozen: true, freeze_reason: 'year-end freeze' },
     ]);
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'environments:\n  - name: qa\n    allowed_triggers: [cron]\n');
     expect(() => parseServerSettings({}, { FORGE_ENVIRONMENTS: bad })).toThrow(/allowed_triggers must be a list of branch_push, tag, manual/);
+    writeFileSync(bad, 'environments:\n  - name: qa\n    frozen: "yes"\n');
+    expect(() => parseServerSettings({}, { FORGE_ENVIRONMENTS: bad })).toThrow(/frozen must be true or false/);
+    writeFileSync(bad, 'environments:\n  - name: qa\n    approval_required: 2\n');
+    expect(() => parseServerSettings({}, { FORGE_ENVIRONMENTS: bad })).toThrow(/unknown field approval_required; fields are name, allowed_triggers/);
+  });
+  it('GitOps settings: the embedded repo by default, a layout with all three placeholders, "Name <email>" authors', () => {
+    expect(parseServerSettings({}, {}).execution.gitops).toEqual({
+      url: undefined, layout: 'environments/{environment}/{repository}/{project}/release.yaml', authorName: 'Forge', authorEmail: 'forge@localhost',
+    });
+    expect(parseServerSettings({}, { FORGE_GITOPS_URL: 'https://git.example.com/gitops.git', FORGE_GITOPS_LAYOUT: '{environment}/apps/{repository}/{project}/release.yaml', FORGE_GITOPS_AUTHOR: 'Release Bot <bot@example.com>' }).execution.gitops)
+      .toEqual({ url: 'https://git.example.com/gitops.git', layout: '{environment}/apps/{repository}/{project}/release.yaml', authorName: 'Release Bot', authorEmail: 'bot@example.com' });
+    expect(() => parseServerSettings({}, { FORGE_GITOPS_LAYOUT: 'environments/{environment}/{project}/release.yaml' })).toThrow(/FORGE_GITOPS_LAYOUT.*must contain \{repository\}/);
+    expect(() => parseServerSettings({}, { FORGE_GITOPS_LAYOUT: '../{environment}/{repository}/{project}.yaml' })).toThrow(/FORGE_GITOPS_LAYOUT/);
+    expect(() => parseServerSettings({}, { FORGE_GITOPS_AUTHOR: 'nobody' })).toThrow(/FORGE_GITOPS_AUTHOR.*Name <email>/);
+    expect(() => parseServerSettings({}, { FORGE_GITOPS_URL: 'https://u:secret@git.example.com/x.git' })).toThrow(/must not carry a password/);
+    expect(() => parseServerSettings({}, { FORGE_GITOPS_URL: '--upload-pack=evil' })).toThrow(/FORGE_GITOPS_URL/);
   });
   it('parses client settings', () => {
     expect(parseClientSettings({}, { FORGE_URL: 'http://h:1/', FORGE_TOKEN: 't' })).toEqual({ url: 'http://h:1', token: 't' });

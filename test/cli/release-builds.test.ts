@@ -24,7 +24,7 @@ let alice: Record<string, string>;
 
 beforeAll(async () => {
   test = await pgliteAdapter.open();
-  t = await startTestApp(test);
+  t = await startTestApp(test, { deploymentWorker: false });
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   const address = t.app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -30,7 +30,7 @@ for (const combo of combos) {
 
     beforeAll(async () => {
       test = await combo.store.open();
-      t = await startTestApp(test);
+      t = await startTestApp(test, { deploymentWorker: false });
       queue = combo.queue === 'memory'
         ? createMemoryJobQueue(new MemoryBroker({ ackWaitMs: 5000 }))
         : await connectNatsJobs(TEST_NATS_URL, { namespace, timings: { ackWaitMs: 5000 } });

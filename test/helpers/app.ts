@@ -31,7 +31,6 @@ export interface TestApp {
   relay: EventRelay;
   issuer: DevIssuer;
   gitops: GitGitOps;
-  dispatcher: Dispatcher;
   /** The writer deployment jobs use: the GitOps repo, unless a test swaps it (setGitOps). */
   setGitOps(writer: GitOpsWriter | undefined): void;
   dataDir: string;
@@ -40,7 +39,11 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(test: TestStore, options: { rateLimits?: RateLimits | 'off'; approvalTtlMs?: number; environments?: EnvironmentPolicy[] } = {}): Promise<TestApp> {
+export async function startTestApp(test: TestStore, options: {
+  rateLimits?: RateLimits | 'off'; approvalTtlMs?: number; environments?: EnvironmentPolicy[];
+  /** A dispatcher and a deployment worker of the app's own (default); off when the test runs its own dispatcher. */
+  deploymentWorker?: boolean;
+} = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'forge-api-'));
   const issuer = await openDevIssuer(dataDir);
   const gitops = await createGitGitOps({ dataDir });
@@ -53,19 +56,28 @@ export async function startTestApp(test: TestStore, options: { rateLimits?: Rate
     environments: options.environments ?? DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
     releaseRegistry: 'registry.test/releases', runTimeoutMs: 24 * 3600_000, runChanged: (id) => relayRef.dispatcher?.nudge(id),
   };
-  const broker = new MemoryBroker();
-  const dispatcherQueue = createMemoryJobQueue(broker);
-  const workerQueue = createMemoryJobQueue(broker);
-  const dispatcher = await startDispatcher(ctx, { queue: dispatcherQueue, sweepMs: 200 });
-  relayRef.dispatcher = dispatcher;
   let writer: GitOpsWriter = gitops;
-  const consumer: JobConsumer = await workerQueue.consume('release', deploymentHandler({ gitops: { writePointer: (p) => writer.writePointer(p) } }), { concurrency: 4 });
+  const pipeline = options.deploymentWorker === false ? undefined : await (async () => {
+    const broker = new MemoryBroker();
+    const queues = [createMemoryJobQueue(broker), createMemoryJobQueue(broker)] as const;
+    const dispatcher = await startDispatcher(ctx, { queue: queues[0], sweepMs: 200 });
+    relayRef.dispatcher = dispatcher;
+    const consumer: JobConsumer = await queues[1].consume('release', deploymentHandler({ gitops: { writePointer: (p) => writer.writePointer(p) } }), { concurrency: 4 });
+    return {
+      dispatcher,
+      async stop() {
+        await consumer.stop();
+        await dispatcher.stop();
+        await Promise.all(queues.map((q) => q.close()));
+      },
+    };
+  })();
   const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: process.env.TEST_LOG ?? 'silent' });
   const relay = startEventRelay(test.store, bus, { intervalMs: 200 });
   relayRef.relay = relay;
   const tokens = new Map<string, string>();
   return {
-    app, ctx, bus, relay, issuer, gitops, dispatcher, dataDir, clock,
+    app, ctx, bus, relay, issuer, gitops, dataDir, clock,
     setGitOps(next) {
       writer = next ?? gitops;
     },
@@ -79,9 +91,7 @@ export async function startTestApp(test: TestStore, options: { rateLimits?: Rate
       return token;
     },
     async close() {
-      await consumer.stop();
-      await dispatcher.stop();
-      await Promise.all([dispatcherQueue.close(), workerQueue.close()]);
+      await pipeline?.stop();
       await relay.stop();
       await app.close();
       await gitops.close();

@@ -13,3 +13,19 @@ export async function finishedRun(ctx: EngineContext, id: string, timeoutMs = 12
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Polls `read` until `done` holds for its value; returns that value, throws after `timeoutMs`. */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() - start > timeoutMs) throw new Error(`condition not met after ${timeoutMs} ms; last value: ${JSON.stringify(value).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A deployment once it is no longer pending (GET /v1/deployments/{id} through `get`). */
+export function settledDeployment<T extends { status: string }>(get: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  return eventually(get, (d) => d.status !== 'pending', timeoutMs);
+}

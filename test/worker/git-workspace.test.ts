@@ -1,15 +1,13 @@
 /** The workers' git cache against real git: bare repositories served over file:// and smart HTTP. */
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ForgeError, RetryableError } from '../../src/domain/errors.ts';
 import { createGitWorkspaces, repositoryUrl, seedRepository, type GitWorkspaceOptions } from '../../src/worker/git-workspace.ts';
 import { git, randomSha } from '../gitops/git-helpers.ts';
+import { startGitHttpServer } from '../helpers/git-http.ts';
 
 const temps: string[] = [];
 function tempDir(): string {
@@ -247,78 +245,6 @@ describe('createGitWorkspaces over file://', () => {
   });
 });
 
-/**
- * A smart-HTTP git server: `git http-backend` behind node:http, requiring Basic auth. Under
- * `/strict/` it acts as an old server that refuses wants of commits that are not a branch or tag
- * tip (what protocol v0 does without uploadpack.allowReachableSHA1InWant). `/hang/` never answers.
- */
-async function startGitHttpServer(projectRoot: string, user: string, password: string): Promise<{ server: Server; origin: string }> {
-  const expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname.startsWith('/hang/')) return;
-    if (req.headers.authorization !== expected) {
-      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="forge"' }).end();
-      return;
-    }
-    const strict = url.pathname.startsWith('/strict/');
-    const pathInfo = strict ? url.pathname.slice('/strict'.length) : url.pathname;
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      if (strict && req.method === 'POST') {
-        const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString('latin1');
-        const tips = git(join(projectRoot, pathInfo.replace(/\/git-upload-pack$/, '')), 'for-each-ref', '--format=%(objectname)');
-        if ([...text.matchAll(/want ([0-9a-f]{40})/g)].some(([, want]) => !tips.includes(want!))) {
-          res.writeHead(500).end('not our ref');
-          return;
-        }
-      }
-      const backend = spawn('git', ['http-backend'], {
-        env: {
-          PATH: process.env.PATH,
-          GIT_CONFIG_GLOBAL: '/dev/null',
-          GIT_CONFIG_NOSYSTEM: '1',
-          GIT_PROJECT_ROOT: projectRoot,
-          GIT_HTTP_EXPORT_ALL: '1',
-          PATH_INFO: pathInfo,
-          QUERY_STRING: url.search.slice(1),
-          REQUEST_METHOD: req.method ?? 'GET',
-          CONTENT_TYPE: req.headers['content-type'] ?? '',
-          CONTENT_LENGTH: String(body.length),
-          HTTP_CONTENT_ENCODING: req.headers['content-encoding'] ?? '',
-          REMOTE_USER: user,
-          REMOTE_ADDR: '127.0.0.1',
-        },
-      });
-      // git may answer (and exit) before it has read the whole request body.
-      backend.stdin.on('error', () => undefined);
-      backend.stdin.end(body);
-      let head = Buffer.alloc(0);
-      let inBody = false;
-      backend.stdout.on('data', (chunk: Buffer) => {
-        if (inBody) return void res.write(chunk);
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const headers: Record<string, string> = {};
-        for (const line of head.subarray(0, end).toString('latin1').split('\r\n')) {
-          const colon = line.indexOf(':');
-          headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
-        }
-        const { status = '200', ...rest } = headers;
-        res.writeHead(Number.parseInt(status, 10), rest);
-        res.write(head.subarray(end + 4));
-        inBody = true;
-      });
-      backend.stdout.on('end', () => res.end());
-    });
-  });
-  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
-  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
 describe('createGitWorkspaces over smart HTTP with Basic auth', () => {
   const token = 'tok-9f8e7d6c5b4a';
   let server: Server;
@@ -332,7 +258,7 @@ describe('createGitWorkspaces over smart HTTP with Basic auth', () => {
     first = (await seedRepository({ bareDir: join(root, 'acme/private.git'), sourceDir: source })).commitSha;
     writeFileSync(join(source, 'secret.txt'), 's\n');
     sha = (await seedRepository({ bareDir: join(root, 'acme/private.git'), sourceDir: source })).commitSha;
-    ({ server, origin } = await startGitHttpServer(root, 'ci-bot', token));
+    ({ server, origin } = await startGitHttpServer(root, { user: 'ci-bot', password: token }));
   });
   afterAll(() => {
     server.closeAllConnections();

@@ -70,7 +70,7 @@ for (const combo of combos) {
 
     beforeAll(async () => {
       test = await combo.store.open();
-      t = await startTestApp(test);
+      t = await startTestApp(test, { deploymentWorker: false });
       await t.app.listen({ host: '127.0.0.1', port: 0 });
       const address = t.app.server.address();
       const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

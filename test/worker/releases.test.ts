@@ -24,7 +24,7 @@ import { createGitWorkspaces, seedRepository } from '../../src/worker/git-worksp
 import { httpInternalApi } from '../../src/worker/internal-api.ts';
 import { startWorkers } from '../../src/worker/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { finishedRun } from '../helpers/runs.ts';
+import { eventually, finishedRun } from '../helpers/runs.ts';
 import { registryUnavailable, skopeoInspect, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { pgliteAdapter, postgresAdapter, type TestStore } from '../helpers/stores.ts';
 
@@ -62,7 +62,7 @@ describe.skipIf(registryUnavailable !== undefined)('release phase with a real re
     expect(readFileSync(repoCue, 'utf8')).toContain(`registry: "${registry.host}"`);
 
     test = await adapter.open();
-    t = await startTestApp(test);
+    t = await startTestApp(test, { deploymentWorker: false });
     await t.app.listen({ host: '127.0.0.1', port: 0 });
     const address = t.app.server.address();
     const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
@@ -84,6 +84,7 @@ describe.skipIf(registryUnavailable !== undefined)('release phase with a real re
       api: httpInternalApi({ baseUrl, token: async () => service }),
       workspaces: createGitWorkspaces({ cacheDir: join(dir, 'cache'), urlTemplate: `file://${gitRoot}/{repository}.git` }),
       releases: { registries, publisherFor: factory.publisherFor, stagingRoot: join(dir, 'staging') },
+      gitops: t.gitops,
     }, ['discovery', 'ci', 'artifact', 'release'], 8);
     dev = await t.token('alice', ['developer']);
   }, 60_000);
@@ -186,8 +187,7 @@ describe.skipIf(registryUnavailable !== undefined)('release phase with a real re
     const published = await skopeoInspect(`docker://${registry.host}/acme/api:${first}`);
     expect(published.Digest).toBe(result.digest);
     // Auto-deploy: dev's policy deploys a branch release at once; staging and production do not.
-    const dev = await call('GET', `/v1/deployments/dev/${REPOSITORY}/api`);
-    expect(dev.statusCode).toBe(200);
+    const dev = await eventually(() => call('GET', `/v1/deployments/dev/${REPOSITORY}/api`), (r) => r.statusCode === 200);
     expect(dev.json()).toMatchObject({ release_id: firstRelease.id, status: 'active', deployed_by: 'forge-release' });
     expect((await call('GET', `/v1/deployments/staging/${REPOSITORY}/api`)).statusCode).toBe(404);
   }, 180_000);

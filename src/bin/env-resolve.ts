@@ -28,6 +28,7 @@ import { fields, styleFor, table, type Style } from '../cli/output.ts';
 import { CmpError, formatCmpError } from '../cmp/cmp-error.ts';
 import { CMP_SETTINGS, parseCmpSettings } from '../cmp/cmp.settings.ts';
 import { generate } from '../cmp/generate.ts';
+import { gitEnv } from '../gitops/git.gitops.ts';
 import {
   ENV_CONFIG_FILE_NAMES, environmentConfigDirs, resolveEnvironment, type ConfigFile, type EnvironmentResolution,
 } from '../domain/environment-config.ts';
@@ -54,18 +55,7 @@ interface ResolveFlags {
 }
 
 // ---------------------------------------------------------------------------------------------
-// git
-
-/** The caller's GIT_* variables would point git elsewhere (GIT_DIR, GIT_INDEX_FILE…); SSH ones stay. */
-const KEPT_GIT_ENV = new Set(['GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_SSH_VARIANT', 'GIT_ASKPASS']);
-const gitEnv: NodeJS.ProcessEnv = {
-  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('GIT_') || KEPT_GIT_ENV.has(key))),
-  GIT_TERMINAL_PROMPT: '0',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_LITERAL_PATHSPECS: '1',
-  LC_ALL: 'C',
-};
+// git (the GitOps writer's environment: src/gitops/git.gitops.ts)
 
 class GitFailed extends Error {
   override readonly name = 'GitFailed';

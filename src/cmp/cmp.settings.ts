@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { isForgeError } from '../domain/errors.ts';
-import { checkPointerLayout, DEFAULT_POINTER_LAYOUT } from '../gitops/release-pointer.ts';
+import { checkPointerLayout } from '../gitops/release-pointer.ts';
 import { EXECUTION_SETTINGS, parseRegistrySettings, SettingsError, type RegistrySettings, type SettingSpec } from '../settings/settings.ts';
 
 export const ARGOCD_ENV_PREFIX = 'ARGOCD_ENV_';
@@ -20,7 +20,7 @@ export const CMP_SETTINGS = {
   registryInsecure: EXECUTION_SETTINGS.registryInsecure,
   registryUsername: EXECUTION_SETTINGS.registryUsername,
   registryPassword: EXECUTION_SETTINGS.registryPassword,
-  layout: { env: 'FORGE_GITOPS_LAYOUT', flag: '--layout', description: 'GitOps path template of pointer files, to read repository and project from the path when the pointer lacks them', default: DEFAULT_POINTER_LAYOUT },
+  layout: { ...EXECUTION_SETTINGS.gitopsLayout, flag: '--layout', description: 'GitOps path template of pointer files, to read repository and project from the path when the pointer lacks them' },
 } as const satisfies Record<string, SettingSpec>;
 
 /** Taken as a group from the sidecar's environment, else from the Application's ARGOCD_ENV_*. */

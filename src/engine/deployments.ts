@@ -229,7 +229,7 @@ export async function claimNextDeployment(ctx: EngineContext, target: Pick<Deplo
   try {
     return { kind: 'dispatch', payload: await jobPayload(ctx, deployment) };
   } catch (error) {
-    if (!isForgeError(error) || !['forbidden', 'validation_error', 'not_found'].includes(error.code)) throw error;
+    if (!isForgeError(error) || !['permission_denied', 'validation_error', 'not_found'].includes(error.code)) throw error;
     const failed = await failDeployment(ctx, deployment.id, `not deployed: ${error.message}`);
     return { kind: 'failed', deployment: failed ?? deployment };
   }
@@ -238,8 +238,9 @@ export async function claimNextDeployment(ctx: EngineContext, target: Pick<Deplo
 async function jobPayload(ctx: EngineContext, deployment: Deployment): Promise<DeploymentJobPayload> {
   const policy = environmentPolicy(ctx, deployment.environment);
   const release = await getReleaseById(ctx, deployment.release_id);
-  // Approvals are checked again when used: one revoked or expired while the deployment waited stops it.
-  const approval = await checkApprovals(ctx.store, ctx, release, policy, deployment.approval_id);
+  // Approvals are checked again when used: when the quorum no longer holds (an approval was revoked
+  // or expired while the deployment waited), it stops here.
+  const approval = await checkApprovals(ctx.store, ctx, release, policy, undefined);
   const previous = deployment.rollback_from_release_id ? await ctx.store.getRelease(deployment.rollback_from_release_id) : undefined;
   const last = approval.approvers[approval.approvers.length - 1];
   return {

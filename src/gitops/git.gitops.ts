@@ -354,7 +354,8 @@ class GitError extends Error {
 /** Variables of the caller's git that would redirect us elsewhere (GIT_DIR, GIT_INDEX_FILE, author…). */
 const KEPT_GIT_ENV = new Set(['GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_SSH_VARIANT', 'GIT_ASKPASS']);
 
-const gitEnv: NodeJS.ProcessEnv = {
+/** The environment every git this process runs gets: the caller's GIT_* redirections dropped, no global or system config, no prompts. */
+export const gitEnv: NodeJS.ProcessEnv = {
   ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('GIT_') || KEPT_GIT_ENV.has(key))),
   GIT_TERMINAL_PROMPT: '0',
   GIT_CONFIG_GLOBAL: '/dev/null',

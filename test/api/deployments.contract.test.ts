@@ -214,6 +214,105 @@ describe.each(STORE_ADAPTERS)('deployments and approvals API on $name', (adapter
     }
   });
 
+  it('a frozen environment refuses deployments; an operator overrides with a justification, audited and in the commit', async () => {
+    const r = await makeRelease();
+    const dev = t.ctx.environments.find((p) => p.name === 'dev')!;
+    Object.assign(dev, { frozen: true, freeze_reason: 'year-end freeze' });
+    try {
+      const refused = await deploy(r.id, 'dev', operator);
+      expect(refused.statusCode).toBe(403);
+      expect(refused.json().error.message).toContain('dev is frozen (year-end freeze)');
+      expect(refused.json().error.details.violations).toEqual([{ requirement: 'frozen', required: expect.any(String), actual: 'frozen' }]);
+      const developer = await deploy(r.id, 'dev', dev ? (await t.token('alice', ['developer'])) : '', { freeze_override_reason: 'hotfix INC-7' });
+      expect(developer.statusCode).toBe(403);
+      expect(developer.json().error.details.permission).toBe('deployments:override-freeze');
+      const done = await deployed(r.id, 'dev', operator, { freeze_override_reason: 'hotfix INC-7' });
+      expect(done).toMatchObject({ status: 'active', freeze_override: 'hotfix INC-7' });
+      const message = execFileSync('git', ['--git-dir', join(t.dataDir, 'gitops.git'), 'log', '-1', '--format=%B', 'main'], { encoding: 'utf8' });
+      expect(message).toContain('Freeze-override: hotfix INC-7');
+      const audit = (await call('GET', `/v1/audit?deployment_id=${done.id}`, viewer)).json();
+      expect(audit.entries.map((e: { action: string }) => e.action).sort()).toEqual(['deployment.activated', 'deployment.freeze_overridden', 'deployment.requested']);
+      expect(audit.entries.find((e: { action: string }) => e.action === 'deployment.freeze_overridden')).toMatchObject({ actor: 'olga', details: { justification: 'hotfix INC-7', freeze_reason: 'year-end freeze' } });
+    } finally {
+      Object.assign(dev, { frozen: false });
+      delete dev.freeze_reason;
+    }
+    // Not frozen: an override reason is a mistake, not silently kept.
+    expect((await deploy(r.id, 'dev', operator, { freeze_override_reason: 'x' })).statusCode).toBe(422);
+    expect((await call('GET', '/v1/environments', viewer)).json().environments.map((e: { name: string; frozen: boolean }) => `${e.name}:${e.frozen}`)).toEqual(['dev:false', 'staging:false', 'production:false']);
+  });
+
+  it('a quorum of two distinct approvers; an approval revoked while the deployment waits fails it before any commit', async () => {
+    const production = t.ctx.environments.find((p) => p.name === 'production')!;
+    production.approvals_required = 2;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => { open = resolve; });
+    try {
+      const r = await makeRelease({ type: 'manual' });
+      await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'one' });
+      const short = await deploy(r.id, 'production', operator);
+      expect(short.statusCode).toBe(403);
+      expect(short.json().error.details.violations).toEqual([{ requirement: 'requires_approval', required: 2, actual: 1 }]);
+      const second = (await call('POST', '/v1/approvals', approver2, { release_id: r.id, environment: 'production', justification: 'two' })).json();
+      // A first deployment of the target holds the line (its pointer write waits on the gate)…
+      const blocker = await makeRelease({ type: 'manual' });
+      await call('POST', '/v1/approvals', approver, { release_id: blocker.id, environment: 'production', justification: 'b1' });
+      await call('POST', '/v1/approvals', approver2, { release_id: blocker.id, environment: 'production', justification: 'b2' });
+      t.setGitOps({ writePointer: async (p) => { await gate; return t.gitops.writePointer(p); } });
+      const first = (await deploy(blocker.id, 'production', operator)).json();
+      const queued = await deploy(r.id, 'production', operator);
+      expect(queued.statusCode).toBe(201);
+      // …while the second waits behind it, one of its approvals is revoked.
+      expect((await call('DELETE', `/v1/approvals/${second.approval_id}`, approver2)).statusCode).toBe(200);
+      open();
+      expect((await settle(first.id)).status).toBe('active');
+      const failed = await settle(queued.json().id);
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatch(/^not deployed: .*needs 2 active approvals by distinct approvers.*it has 1/);
+      expect(showPointer('production').spec.release).toBe(blocker.commit);
+      const audit = (await call('GET', `/v1/audit?release_id=${r.id}`, viewer)).json();
+      expect(audit.entries.map((e: { action: string; actor: string }) => `${e.action}:${e.actor}`).reverse()).toEqual([
+        'approval.created:bob', 'approval.created:carol', 'deployment.requested:olga', 'approval.revoked:carol', 'deployment.failed:olga',
+      ]);
+    } finally {
+      open();
+      production.approvals_required = 1;
+      t.setGitOps(undefined);
+    }
+  });
+
+  it('rollback-target: the highest release below the active one that was deployed; 404 with nothing active, 409 with nothing older', async () => {
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api/rollback-target', viewer)).statusCode).toBe(404);
+    const [r1, r2, r3] = [await makeRelease(), await makeRelease(), await makeRelease()];
+    await deployed(r1!.id, 'dev');
+    const nothingOlder = await call('GET', '/v1/deployments/dev/acme/shop/api/rollback-target', viewer);
+    expect(nothingOlder.statusCode).toBe(409);
+    await deployed(r3!.id, 'dev');
+    // r2 was never deployed here: the rollback goes to r1.
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api/rollback-target', viewer)).json()).toMatchObject({ release_id: r1!.id, release_number: 1, current: { release_number: 3 } });
+    await deployed(r2!.id, 'dev');
+    // 3 → 2 was a rollback; the next one goes 2 → 1, not back to 3.
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api', viewer)).json()).toMatchObject({ release_number: 2, rollback: true });
+    expect((await call('GET', '/v1/deployments/dev/acme/shop/api/rollback-target', viewer)).json()).toMatchObject({ release_number: 1 });
+    expect((await call('GET', '/v1/deployments/00000000-0000-4000-8000-000000000000', viewer)).statusCode).toBe(404);
+  });
+
+  it('approvals and revocations are events and audit entries', async () => {
+    const seen: { event_type: string; data: Record<string, unknown> }[] = [];
+    const off = t.bus.subscribe((e) => seen.push(e as never));
+    const r = await makeRelease({ type: 'manual' });
+    const a = (await call('POST', '/v1/approvals', approver, { release_id: r.id, environment: 'production', justification: 'CAB-9' })).json();
+    await call('DELETE', `/v1/approvals/${a.approval_id}`, approver2);
+    await t.relay.drain();
+    off();
+    expect(seen.find((e) => e.event_type === 'approval.created')?.data).toMatchObject({ approval_id: a.approval_id, release_id: r.id, environment: 'production', approver: 'bob' });
+    expect(seen.find((e) => e.event_type === 'approval.revoked')?.data).toEqual({ approval_id: a.approval_id, release_id: r.id, environment: 'production', revoked_by: 'carol' });
+    const audit = (await call('GET', `/v1/audit?release_id=${r.id}&action=approval.created`, viewer)).json();
+    expect(audit).toMatchObject({ total: 1, entries: [{ actor: 'bob', approval_id: a.approval_id, repository: 'acme/shop', project: 'api', details: { justification: 'CAB-9', release_number: 1 } }] });
+    expect((await call('GET', '/v1/audit?action=nope', viewer)).statusCode).toBe(422);
+    expect((await call('GET', '/v1/audit?environment=qa', viewer)).statusCode).toBe(422);
+  });
+
   it('emits deployment.created', async () => {
     const seen: { event_type: string; data: Record<string, unknown> }[] = [];
     const off = t.bus.subscribe((e) => seen.push(e as never));

@@ -98,9 +98,10 @@ export interface TestServer {
 }
 
 /** No workers in the server: the CLI tests drive every status themselves, as workers would. */
+/** A real server on embedded defaults with only a release worker (it commits deployments' pointers). */
 export async function startTestServer(): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'forge-cli-'));
-  const server = await startServer(parseServerSettings({ port: '0', dataDir, rateLimits: 'off', logLevel: 'silent', workers: 'none' }, {}));
+  const server = await startServer(parseServerSettings({ port: '0', dataDir, rateLimits: 'off', logLevel: 'silent', workers: 'release' }, {}));
   return {
     server,
     url: server.url,

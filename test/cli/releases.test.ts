@@ -123,6 +123,50 @@ describe('forge releases, deploy, approve, deployments', () => {
     ]);
   });
 
+  it('rolls back to the previous release (a forward commit), takes the repository from --repo or FORGE_REPOSITORY, and follows with --no-wait', async () => {
+    const rollback = await forge(['rollback', 'dev', 'acme/shop', 'api'], alice);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(rollback.stderr).toContain('rolling back acme/shop/api in dev: release 2 → 1');
+    expect(rollback.stderr).toMatch(/deployment [0-9a-f-]{36} active/);
+    expect(lines(rollback.stdout)[0]).toBe('rolled back release 1 of acme/shop/api in dev');
+    const current = JSON.parse((await forge(['deployments', 'current', 'dev', 'acme/shop', 'api', '--json'], alice)).stdout);
+    expect(current).toMatchObject({ release_number: 1, rollback: true, status: 'active' });
+    // Nothing below release 1 was ever deployed: a 409 saying so.
+    const none = await forge(['rollback', 'dev', 'api', '--repo', 'acme/shop'], alice);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no earlier release of acme/shop/api was deployed to dev');
+    // The repository from FORGE_REPOSITORY; --no-wait prints the pending deployment.
+    const noWait = await forge(['deploy', 'dev', 'api', '2', '--no-wait', '--json'], { ...alice, FORGE_REPOSITORY: 'acme/shop' });
+    expect(noWait.code, noWait.stderr).toBe(0);
+    const pending = JSON.parse(noWait.stdout);
+    expect(pending).toMatchObject({ status: 'pending', gitops_commit_sha: null });
+    const [got] = await Promise.all([forge(['deployments', 'get', pending.id, '--json'], alice)]);
+    expect(got.code).toBe(0);
+    expect(JSON.parse(got.stdout).id).toBe(pending.id);
+    // Usage errors name what is missing.
+    const noRepo = await forge(['deploy', 'dev', 'api', '2'], alice);
+    expect(noRepo.code).toBe(2);
+    expect(noRepo.stderr).toContain('name the repository: as an argument (owner/name), with --repo, or in FORGE_REPOSITORY');
+    const badProject = await forge(['deploy', 'dev', 'acme/shop', 'API', '2'], alice);
+    expect(badProject.code).toBe(2);
+    expect(badProject.stderr).toContain('invalid project "API"');
+  });
+
+  it('lists the environments and the audit trail', async () => {
+    const envs = await forge(['environments'], alice);
+    expect(envs.code).toBe(0);
+    expect(lines(envs.stdout)[0]).toMatch(/^ENVIRONMENT\s+TRIGGERS\s+BRANCHES\s+AUTO-DEPLOY\s+APPROVALS\s+FROZEN$/);
+    expect(envs.stdout).toMatch(/production\s+tag,manual\s+main\s+no\s+1\s+no/);
+    const audit = await forge(['audit', '--repository', 'acme/shop', '--env', 'dev', '--json'], alice);
+    expect(audit.code).toBe(0);
+    const entries = JSON.parse(audit.stdout).entries as { action: string; actor: string }[];
+    expect(entries.filter((e) => e.action === 'deployment.activated').length).toBeGreaterThanOrEqual(3);
+    const table = await forge(['audit', '--action', 'deployment.requested', '--limit', '2'], alice);
+    expect(lines(table.stdout)[0]).toMatch(/^AT\s+ACTOR\s+ACTION\s+ENV\s+PROJECT\s+RELEASE\s+DETAIL$/);
+    expect(lines(table.stdout)).toHaveLength(4); // header, 2 rows, the page footer
+    expect((await forge(['audit', '--action', 'nope'], alice)).code).toBe(2);
+  });
+
   it('refuses self-approval with a clear permission_denied, and production without an approval', async () => {
     const [self, unapproved, branchRelease] = await Promise.all([
       forge(['approve', 'acme/shop', 'api', '2', '--env', 'production', '--justification', 'ship it'], alice),

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseAllDocuments } from 'yaml';
+import { ENV_CONFIG_FILE_NAMES } from '../domain/environment-config.ts';
 import { RELEASE_MEDIA_TYPES } from '../oci/release-image.ts';
 import { CmpError, permanent } from './cmp-error.ts';
 import { readTar } from './tar-reader.ts';
@@ -21,7 +22,8 @@ export const RESOURCES_MEDIA_TYPES: readonly string[] = [RELEASE_MEDIA_TYPES.res
 /** A gunzipped layer larger than this is refused (a release's manifests are kilobytes). */
 export const MAX_RESOURCES_BYTES = 256 * 1024 * 1024;
 
-export const ENV_FILES = ['env.yaml', 'env.yml'] as const;
+/** The per-project EnvironmentConfig file names (one rule with `forge env resolve`). */
+export const ENV_FILES = ENV_CONFIG_FILE_NAMES;
 
 export interface LayerDescriptor {
   mediaType: string;

@@ -85,10 +85,10 @@ interface ApprovalCheck {
  * The approvals a deployment of `release` to the environment rests on: the quorum of distinct
  * active approvers, and the named approval (if any) must be active.
  */
-async function checkApprovals(repos: Pick<Repos, 'listApprovals'>, ctx: EngineContext, release: ReleaseRecord, policy: EnvironmentPolicy, approvalId: string | null | undefined): Promise<ApprovalCheck> {
+async function checkApprovals(ctx: EngineContext, release: ReleaseRecord, policy: EnvironmentPolicy, approvalId: string | null | undefined): Promise<ApprovalCheck> {
   if (!policy.requires_approval) return { approvalId: null, approvers: [] };
   const now = ctx.clock.now();
-  const approvals = await repos.listApprovals(release.id, policy.name);
+  const approvals = await ctx.store.listApprovals(release.id, policy.name);
   const active = approvals.filter((a) => effectiveApprovalStatus(a.status, a.expires_at, now) === 'active');
   if (approvalId !== undefined && approvalId !== null) {
     const named = approvals.find((a) => a.id === approvalId);
@@ -160,7 +160,7 @@ export async function requestDeployment(ctx: EngineContext, input: DeploymentReq
     throw refusal(release, policy, violations.map((v) => `${v.requirement} is [${v.required.join(', ')}], release has ${v.actual}`).join('; '), violations);
   }
   const freezeOverride = checkFreeze(release, policy, input, permissions);
-  const approval = await checkApprovals(ctx.store, ctx, release, policy, input.approval_id);
+  const approval = await checkApprovals(ctx, release, policy, input.approval_id);
   const active = await ctx.store.findActiveDeployment(policy.name, release.repository, release.project);
   const activeRelease = active ? await ctx.store.getRelease(active.release_id) : undefined;
   const now = ctx.clock.now();
@@ -240,7 +240,7 @@ async function jobPayload(ctx: EngineContext, deployment: Deployment): Promise<D
   const release = await getReleaseById(ctx, deployment.release_id);
   // Approvals are checked again when used: when the quorum no longer holds (an approval was revoked
   // or expired while the deployment waited), it stops here.
-  const approval = await checkApprovals(ctx.store, ctx, release, policy, undefined);
+  const approval = await checkApprovals(ctx, release, policy, undefined);
   const previous = deployment.rollback_from_release_id ? await ctx.store.getRelease(deployment.rollback_from_release_id) : undefined;
   const last = approval.approvers[approval.approvers.length - 1];
   return {

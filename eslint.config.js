@@ -46,4 +46,16 @@ export default tseslint.config(
     },
   },
   ...layerRules,
+  {
+    // The dashboard talks to the server only over /v1: from src/ it may use the domain's types and lib.
+    files: ['web/**/*.ts', 'web/**/*.tsx'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: folders.filter((f) => f !== 'domain' && f !== 'lib').map((f) => ({
+          group: [`**/src/${f}/*`],
+          message: 'web/ may import only src/domain and src/lib (it talks to the server over /v1).',
+        })),
+      }],
+    },
+  },
 );

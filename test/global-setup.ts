@@ -1,6 +1,7 @@
 /**
  * Before any test file runs: a migrated PGlite database is made once and dumped, so each test file
  * loads it in ~1 s instead of creating one in ~5 s. Cached on disk by the migrations' content hash.
+ * And the dashboard (web/ → dist/web) is built when it is missing or stale.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { Kysely } from 'kysely';
 import { loadMigrations, migrate } from '../src/store/migrate.ts';
 import { PGliteDialect } from '../src/store/pglite.dialect.ts';
 import type { Database } from '../src/store/db.ts';
+import { ensureWebBuilt } from './helpers/web.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,5 +36,7 @@ export default async function setup(project: TestProject): Promise<void> {
     await db.destroy();
   }
   readFileSync(file); // fail early if unreadable
+  // The dashboard's browser tests load dist/web; build it when web/ changed since the last build.
+  await ensureWebBuilt();
   project.provide('pgliteTemplate', file);
 }

@@ -1,0 +1,87 @@
+/** Releases per project: numbers, aliases, trigger, artifacts (tracking images, digests, signatures) and where each runs. */
+import { Link, useLocation, useSearch } from 'wouter';
+import { enc, query, repoPath } from '../api.ts';
+import { ErrorBanner } from '../components/ErrorBanner.tsx';
+import { ProjectPicker } from '../components/ProjectPicker.tsx';
+import { formatTime, relativeTime, shortDigest, shortSha } from '../format.ts';
+import { useApi, useEvents, useNow, useTitle } from '../hooks.ts';
+import type { Artifact, ProjectSummary, ReleaseList } from '../types.ts';
+
+const PAGE = 25;
+
+function Signature({ artifact }: { artifact: Artifact }) {
+  if (artifact.signature === undefined) return null;
+  if (artifact.signature === null || !artifact.signature.signed) return <span className="sig unsigned" title="no signature recorded for this tracking image">unsigned</span>;
+  return <span className="sig signed" title={artifact.signature.digest ? `signature ${artifact.signature.digest}` : 'signed'}>✓ signed</span>;
+}
+
+export function ReleasesPage() {
+  const search = new URLSearchParams(useSearch());
+  const [, navigate] = useLocation();
+  const projects = useApi<{ projects: ProjectSummary[] }>('/v1/projects');
+  const first = projects.data?.projects[0];
+  const repository = search.get('repository') ?? first?.repository ?? '';
+  const project = search.get('project') ?? first?.project ?? '';
+  const offset = Number(search.get('offset') ?? 0) || 0;
+  useTitle(project ? `Releases of ${project}` : 'Releases');
+  const releases = useApi<ReleaseList>(repository && project ? `/v1/releases/${repoPath(repository)}/${enc(project)}${query({ limit: PAGE, offset })}` : undefined);
+  useEvents(['release.created', 'deployment.activated'], () => { releases.reload(); projects.reload(); });
+  const now = useNow(30_000);
+  const summary = projects.data?.projects.find((p) => p.repository === repository && p.project === project);
+  const deployedIn = (releaseId: string) => summary?.deployments.filter((d) => d.release_id === releaseId) ?? [];
+  const total = releases.data?.total ?? 0;
+  const page = (to: number) => navigate(`/releases${query({ repository, project, offset: to || undefined })}`);
+
+  return (
+    <div className="with-sidebar">
+      <ProjectPicker projects={projects.data?.projects ?? []} repository={repository} project={project} base="/releases" />
+      <section className="main-column" aria-labelledby="releases-title">
+        <h1 id="releases-title">Releases{project && <> of <span className="mono">{repository}/{project}</span></>}</h1>
+        <ErrorBanner error={projects.error ?? releases.error} />
+        {releases.data && releases.data.releases.length === 0 && <p className="muted">No releases yet.</p>}
+        {releases.data && releases.data.releases.length > 0 && (
+          <table className="releases-table">
+            <caption className="visually-hidden">Releases, newest first</caption>
+            <thead>
+              <tr><th scope="col">Release</th><th scope="col">Aliases</th><th scope="col">Trigger</th><th scope="col">Commit</th><th scope="col">Created</th><th scope="col">Artifacts</th><th scope="col">Deployed in</th></tr>
+            </thead>
+            <tbody>
+              {releases.data.releases.map((release) => (
+                <tr key={release.id} data-release={release.release_number}>
+                  <th scope="row" className="release-number">
+                    #{release.release_number}
+                    <div className="muted small mono" title={release.oci_uri}>{shortDigest(release.oci_digest)}</div>
+                  </th>
+                  <td>{release.aliases.map((a) => <span key={a.alias} className={`alias alias-${a.alias_type}`}>{a.alias}</span>)}</td>
+                  <td>{release.trigger ? <>{release.trigger.trigger_type}{release.trigger.branch ? ` · ${release.trigger.branch}` : ''}{release.trigger.tag ? ` · ${release.trigger.tag}` : ''}<div className="muted small">by {release.trigger.triggered_by}</div></> : '–'}</td>
+                  <td className="mono">{release.pipeline_run_id ? <Link href={`/runs/${release.pipeline_run_id}`}>{shortSha(release.commit_sha)}</Link> : shortSha(release.commit_sha)}</td>
+                  <td title={formatTime(release.created_at)}>{relativeTime(release.created_at, now)}<div className="muted small">by {release.created_by}</div></td>
+                  <td>
+                    <ul className="artifacts">
+                      {release.artifacts.map((artifact) => (
+                        <li key={artifact.id}>
+                          <strong>{artifact.artifact_name}</strong> <span className="muted">{artifact.artifact_type}</span> <Signature artifact={artifact} />
+                          <div className="mono small wrap" title="tracking image">{artifact.tracking_oci_uri}{artifact.tracking_oci_digest ? `@${artifact.tracking_oci_digest.slice(0, 19)}…` : ''}</div>
+                          <div className="mono small wrap muted" title="published">{artifact.primary_published_uri}</div>
+                        </li>
+                      ))}
+                      {release.artifacts.length === 0 && <li className="muted">none</li>}
+                    </ul>
+                  </td>
+                  <td>{deployedIn(release.id).map((d) => <Link key={d.environment} href={`/environments${query({ repository, project, environment: d.environment })}`} className="env-chip">{d.environment}</Link>)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        {total > PAGE && (
+          <nav className="pager" aria-label="Pages">
+            <button type="button" disabled={offset === 0} onClick={() => page(Math.max(0, offset - PAGE))}>Newer</button>
+            <span>{offset + 1}–{Math.min(offset + PAGE, total)} of {total}</span>
+            <button type="button" disabled={offset + PAGE >= total} onClick={() => page(offset + PAGE)}>Older</button>
+          </nav>
+        )}
+      </section>
+    </div>
+  );
+}

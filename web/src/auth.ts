@@ -2,9 +2,11 @@
  * Who the dashboard is: a bearer token for /v1, kept in this browser's localStorage until it expires.
  * Dev servers: a pasted token (`npx forge dev-token …`) or the one-click link the server prints
  * (`/#token=…`). OIDC servers: authorization code + PKCE as a public client (oauth4webapi), with the
- * refresh token used before the access token runs out.
+ * refresh token used before the access token runs out. oauth4webapi loads only when OIDC is used.
  */
-import * as oauth from 'oauth4webapi';
+
+const oauthLib = () => import('oauth4webapi');
+import type * as OAuth from 'oauth4webapi';
 import type { AuthConfig } from './types.ts';
 
 const TOKEN_KEY = 'forge.token';
@@ -68,8 +70,9 @@ export function loadAuthConfig(): Promise<AuthConfig> {
   return authConfig;
 }
 
-async function authorizationServer(config: AuthConfig): Promise<oauth.AuthorizationServer> {
+async function authorizationServer(config: AuthConfig): Promise<OAuth.AuthorizationServer> {
   if (!config.issuer) throw new Error('the server names no OIDC issuer');
+  const oauth = await oauthLib();
   const issuer = new URL(config.issuer);
   return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer));
 }
@@ -79,6 +82,7 @@ const redirectUri = () => `${location.origin}${CALLBACK_PATH}`;
 /** Leaves for the issuer's login page; `returnTo` is where the callback lands afterwards. */
 export async function beginOidcLogin(config: AuthConfig, returnTo: string): Promise<void> {
   if (!config.client_id) throw new Error('the server has no dashboard client id (FORGE_UI_CLIENT_ID)');
+  const oauth = await oauthLib();
   const as = await authorizationServer(config);
   if (!as.authorization_endpoint) throw new Error('the issuer has no authorization endpoint');
   const verifier = oauth.generateRandomCodeVerifier();
@@ -104,8 +108,9 @@ export async function completeOidcLogin(config: AuthConfig): Promise<string> {
   sessionStorage.removeItem(PKCE_KEY);
   if (!saved || !config.client_id) throw new Error('no login was started from this tab; sign in again');
   const { verifier, state, returnTo } = JSON.parse(saved) as { verifier: string; state: string; returnTo: string };
+  const oauth = await oauthLib();
   const as = await authorizationServer(config);
-  const client: oauth.Client = { client_id: config.client_id };
+  const client: OAuth.Client = { client_id: config.client_id };
   const params = oauth.validateAuthResponse(as, client, new URL(location.href), state);
   const extra = config.resource ? { additionalParameters: { resource: config.resource } } : {};
   const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri(), verifier, extra);
@@ -125,8 +130,9 @@ export async function currentToken(): Promise<string | undefined> {
     try {
       const config = await loadAuthConfig();
       if (!config.client_id) return token;
+      const oauth = await oauthLib();
       const as = await authorizationServer(config);
-      const client: oauth.Client = { client_id: config.client_id };
+      const client: OAuth.Client = { client_id: config.client_id };
       const extra = config.resource ? { additionalParameters: { resource: config.resource } } : {};
       const result = await oauth.processRefreshTokenResponse(as, client,
         await oauth.refreshTokenGrantRequest(as, client, oauth.None(), refreshToken, extra));

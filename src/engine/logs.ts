@@ -20,37 +20,60 @@ export interface LogRange {
   text: string;
 }
 
-export async function readStepLog(store: Pick<Repos, 'getStep'>, objects: ObjectStore | undefined, stepId: string, offset: number, limit: number): Promise<LogRange> {
+/** A step's log as the API reads it: its key (null: nothing written yet) and whether the step ended. */
+export type StepLogRef = { step_id: string; ended: boolean } & ({ key: null } | { key: string; objects: ObjectStore });
+
+export async function stepLogOf(store: Pick<Repos, 'getStep'>, objects: ObjectStore | undefined, stepId: string): Promise<StepLogRef> {
   const step = await store.getStep(stepId);
   if (!step) throw notFound('step', { id: stepId });
   const ended = isExecutionTerminal(step.status);
-  const empty = { step_id: stepId, key: step.logs_s3_key, offset, next_offset: offset, size: 0, complete: ended, text: '' };
-  if (step.logs_s3_key === null) return empty;
+  if (step.logs_s3_key === null) return { step_id: stepId, ended, key: null };
   if (!objects) throw new ForgeError('service_unavailable', 'no object store is configured for logs');
-  const key = step.logs_s3_key;
-  const whole = await objects.get(key, { start: offset, end: offset + limit });
+  return { step_id: stepId, ended, key: step.logs_s3_key, objects };
+}
+
+/**
+ * Bytes [start, end) of a running step's log from its parts (in key order, sizes as listed), or
+ * undefined when a part it needs is gone: the step ended meanwhile and its whole object replaced them.
+ */
+export async function readLogParts(objects: ObjectStore, parts: { key: string; size: number }[], start: number, end: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let at = 0;
+  for (const part of parts) {
+    const from = Math.max(start, at);
+    const to = Math.min(end, at + part.size);
+    if (to > from) {
+      const got = await objects.get(part.key, { start: from - at, end: to - at });
+      if (!got) return undefined;
+      chunks.push(got.body);
+    }
+    at += part.size;
+    if (at >= end) break;
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function readStepLog(store: Pick<Repos, 'getStep'>, objects: ObjectStore | undefined, stepId: string, offset: number, limit: number): Promise<LogRange> {
+  const log = await stepLogOf(store, objects, stepId);
+  const empty = { step_id: stepId, key: log.key, offset, next_offset: offset, size: 0, complete: log.ended, text: '' };
+  if (log.key === null) return empty;
+  const { key } = log;
+  const range = { start: offset, end: offset + limit };
+  const whole = await log.objects.get(key, range);
   let body: Buffer;
   let size: number;
   let complete: boolean;
   if (whole) {
     ({ body, size } = whole);
-    complete = ended;
+    complete = log.ended;
   } else {
-    const parts = await objects.list(logPartsPrefix(key));
+    const parts = await log.objects.list(logPartsPrefix(key));
     size = parts.reduce((sum, p) => sum + p.size, 0);
-    const chunks: Buffer[] = [];
-    let at = 0;
-    for (const part of parts) {
-      const start = Math.max(offset, at);
-      const end = Math.min(offset + limit, at + part.size);
-      if (end > start) {
-        const got = await objects.get(part.key, { start: start - at, end: end - at });
-        if (got) chunks.push(got.body);
-      }
-      at += part.size;
-      if (at >= offset + limit) break;
-    }
-    body = Buffer.concat(chunks);
+    const fromParts = await readLogParts(log.objects, parts, range.start, range.end);
+    // A part went between listing and reading: the step ended, and its whole object has it all.
+    const ended = fromParts === undefined ? await log.objects.get(key, range) : undefined;
+    if (ended) ({ body, size } = ended);
+    else body = fromParts ?? Buffer.alloc(0);
     complete = false;
   }
   // Whole lines only, unless one line does not fit or the log ends here.

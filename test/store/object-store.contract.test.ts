@@ -7,40 +7,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../src/engine/ports.ts';
 import { createFileObjectStore } from '../../src/store/object-store.files.ts';
-import { createS3ObjectStore, ensureBucket, PART_BYTES, s3Client, type S3Settings } from '../../src/store/object-store.s3.ts';
+import { createS3ObjectStore, ensureBucket, PART_BYTES, s3Client } from '../../src/store/object-store.s3.ts';
 import { openObjectStore } from '../../src/store/object-store.ts';
-
-const HOW_TO_START = 'start Ceph with `eval "$(scripts/ceph-s3.sh)"` (Debian: apt-get install ceph-mon ceph-osd radosgw ceph-common)';
-
-function s3FromEnv(): { settings: S3Settings } | { unavailable: string } {
-  const endpoint = process.env.FORGE_TEST_S3_ENDPOINT;
-  const accessKeyId = process.env.FORGE_TEST_S3_ACCESS_KEY_ID;
-  const secretAccessKey = process.env.FORGE_TEST_S3_SECRET_ACCESS_KEY;
-  if (!endpoint || !accessKeyId || !secretAccessKey) {
-    return { unavailable: `FORGE_TEST_S3_ENDPOINT, FORGE_TEST_S3_ACCESS_KEY_ID and FORGE_TEST_S3_SECRET_ACCESS_KEY are not all set: ${HOW_TO_START}` };
-  }
-  const bucket = `forge-test-${process.pid}-${randomBytes(4).toString('hex')}`;
-  return { settings: { endpoint, accessKeyId, secretAccessKey, bucket, prefix: 'objects' } };
-}
+import { dropBucket, s3FromEnv } from '../helpers/object-stores.ts';
 
 const s3 = s3FromEnv();
 if ('unavailable' in s3) {
   if (process.env.CI) throw new Error(`CI is set and the S3 object-store suite cannot run: ${s3.unavailable}`);
   console.warn(`object-store contract: skipping the S3 half: ${s3.unavailable}`);
-}
-
-/** Removes every object under the bucket and the bucket itself. */
-async function dropBucket(settings: S3Settings): Promise<void> {
-  const raw = createS3ObjectStore({ ...settings, prefix: undefined });
-  await raw.delete((await raw.list('')).map((o) => o.key));
-  await raw.close();
-  const client = s3Client(settings);
-  await client.send(new DeleteBucketCommand({ Bucket: settings.bucket }));
-  client.destroy();
 }
 
 interface Adapter {

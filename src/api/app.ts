@@ -21,6 +21,8 @@ import { deploymentRoutes } from './deployments.routes.ts';
 import { eventRoutes } from './events.routes.ts';
 import { healthRoutes } from './health.routes.ts';
 import { githubRoutes, type GitHubRouteDeps } from './github.routes.ts';
+import { identityRoutes } from './identity.routes.ts';
+import { projectRoutes } from './projects.routes.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -157,6 +159,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(deploymentRoutes(deps));
   await app.register(eventRoutes(deps));
   await app.register(githubRoutes({ webhookSecret: undefined, registeredRepositories: [], signPlatformToken: undefined, ...options.github, ctx: options.ctx }));
+  await app.register(identityRoutes());
+  await app.register(projectRoutes(deps));
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

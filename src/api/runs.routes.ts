@@ -3,12 +3,13 @@ import type { FastifyPluginAsync } from 'fastify';
 import { requirePermission } from '../auth/permissions.ts';
 import type { RunStatus, ReportedStatus, TriggerType } from '../domain/statuses.ts';
 import { readStepLog } from '../engine/logs.ts';
+import { searchStepLog, stepLogIndex } from '../engine/log-lines.ts';
 import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus, retryRun } from '../engine/runs.ts';
 import type { GithubContext } from '../domain/entities.ts';
 import type { RouteDeps } from './app.ts';
 import {
-  claimResponse, createRunBody, createRunResponse, errorResponses, idParams, logQuery, logResponse, runListQuery, runListResponse, runTreeSchema,
-  stepResponse, stepStatusBody, taskResponse, taskStatusBody,
+  claimResponse, createRunBody, createRunResponse, errorResponses, idParams, logIndexResponse, logQuery, logResponse, logSearchQuery, logSearchResponse,
+  runListQuery, runListResponse, runTreeSchema, stepResponse, stepStatusBody, taskResponse, taskStatusBody,
 } from './schemas.ts';
 
 
@@ -120,6 +121,27 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
       if (!closed) out.end(`event: error\ndata: ${JSON.stringify({ next_offset: range.next_offset, message: 'the log could not be read; resume from next_offset' })}\n\n`);
     }
     return reply;
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/steps/:id/logs/index', {
+    schema: {
+      summary: 'A step log\'s line index (beyond the seed): its line count and the byte offset of every 1000th line; extended as a running step writes more',
+      tags: ['runs'], params: idParams, response: { 200: logIndexResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    requirePermission(request.identity, 'read');
+    return stepLogIndex(ctx.store, ctx.objects, request.params.id);
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { q: string; limit: number; case: 0 | 1 } }>('/v1/steps/:id/logs/search', {
+    schema: {
+      summary: 'Search a step log (beyond the seed): lines containing q literally, ANSI escapes removed, case-insensitive unless case=1',
+      tags: ['runs'], params: idParams, querystring: logSearchQuery, response: { 200: logSearchResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    requirePermission(request.identity, 'read');
+    const { q, limit, case: caseSensitive } = request.query;
+    return searchStepLog(ctx.store, ctx.objects, request.params.id, { query: q, limit, caseSensitive: caseSensitive === 1 });
   });
 
   app.put<{ Params: { id: string }; Body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string | null; attempt?: number; error?: string } }>('/v1/steps/:id/status', {

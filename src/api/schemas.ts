@@ -2,7 +2,9 @@
  * JSON schemas of the /v1 API. They validate requests (a bad body is a 422 before any use case
  * runs), shape responses, and generate /v1/openapi.json. Name patterns come from domain/names.ts.
  */
+import { PERMISSIONS } from '../auth/permissions.ts';
 import { AUDIT_ACTIONS } from '../domain/entities.ts';
+import { ROLES } from '../domain/identity.ts';
 import { NAME_PATTERNS, NAME_RULES } from '../domain/names.ts';
 import {
   ALIAS_TYPES, APPROVAL_STATUSES, ARTIFACT_TYPES, DEPLOYMENT_STATUSES, EXECUTION_STATUSES,
@@ -134,6 +136,33 @@ export const stepResponse = obj({
   status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
   exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString, attempt: { type: 'integer' },
 });
+export const logIndexResponse = obj({
+  step_id: S.uuid, key: S.nullableString,
+  size: { type: 'integer', description: 'bytes indexed: the log\'s size when asked' },
+  complete: { type: 'boolean', description: 'the step has ended and its whole log is stored' },
+  lines: { type: 'integer', description: 'lines in the log; a last line without a newline counts' },
+  every: { type: 'integer', description: 'checkpoint spacing in lines (1000)' },
+  checkpoints: { type: 'array', items: { type: 'integer' }, description: 'checkpoints[k]: byte offset where 0-based line k*every starts; empty for an empty log' },
+}, undefined, { description: 'beyond the seed: a step log\'s line index, for jumping to a line with one ranged read of GET /v1/steps/{id}/logs' });
+export const logSearchQuery = obj({
+  q: { type: 'string', minLength: 1, maxLength: 200, description: 'text to find, literally (not a pattern), in lines with their ANSI escapes removed' },
+  limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200, description: 'at most this many matches' },
+  case: { type: 'integer', enum: [0, 1], default: 0, description: '1: case-sensitive; 0: not' },
+}, ['q']);
+export const logSearchResponse = obj({
+  step_id: S.uuid, query: { type: 'string' },
+  matches: {
+    type: 'array',
+    items: obj({
+      line: { type: 'integer', description: '1-based line number' },
+      offset: { type: 'integer', description: 'byte offset where the line starts' },
+      text: { type: 'string', description: 'the line without ANSI escapes, cut to 1000 characters' },
+    }),
+  },
+  truncated: { type: 'boolean', description: 'more lines matched than limit' },
+  size: { type: 'integer', description: 'bytes of the log when searched' },
+  complete: { type: 'boolean', description: 'the step has ended and its whole log is stored' },
+}, undefined, { description: 'beyond the seed: lines of a step log containing the query, first to last' });
 export const claimResponse = obj({ attempt: { type: 'integer' }, task: taskResponse, steps: { type: 'array', items: stepResponse } });
 
 // ---- Releases -------------------------------------------------------------------------------
@@ -276,3 +305,32 @@ export const releaseBuildSchema = obj({
 export const releaseBuildListResponse = obj({ release_builds: { type: 'array', items: releaseBuildSchema }, total: { type: 'integer' } });
 
 export const idParams = { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false } as const;
+
+// ---- Dashboard support (beyond the seed) ------------------------------------------------------
+
+export const meResponse = obj({
+  subject: { type: 'string', description: 'the token\'s sub' },
+  username: { type: 'string', description: 'the name Forge records on what you do: the token\'s preferred_username, else sub' },
+  roles: { type: 'array', items: { type: 'string', enum: ROLES } },
+  permissions: { type: 'array', items: { type: 'string', enum: PERMISSIONS } },
+}, undefined, { description: 'beyond the seed: who the bearer token says you are and what you may do' });
+
+const deployedRelease = obj({
+  environment: { type: 'string' }, deployment_id: S.uuid, id: S.uuid, release_id: S.uuid, release_number: { type: 'integer' },
+  deployed_by: { type: 'string' }, deployed_at: S.time, gitops_commit_sha: S.nullableString, rollback: { type: 'boolean' },
+  approved_by: { type: 'array', items: { type: 'string' }, description: 'distinct approvers of the release for the environment whose approval was not revoked (expired ones included), earliest first' },
+});
+export const projectsResponse = obj({
+  projects: {
+    type: 'array',
+    items: obj({
+      repository: { type: 'string' }, project: { type: 'string' },
+      releases: { type: 'integer', description: 'how many releases the project has' },
+      latest_release: {
+        anyOf: [obj({ id: S.uuid, release_number: { type: 'integer' }, commit_sha: { type: 'string' }, created_at: S.time }), { type: 'null' }],
+        description: 'the highest-numbered release',
+      },
+      deployments: { type: 'array', items: deployedRelease, description: 'the active deployments, one per environment at most, in the order of GET /v1/environments' },
+    }),
+  },
+}, undefined, { description: 'beyond the seed: every project with at least one release, by repository then project' });

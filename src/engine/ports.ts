@@ -46,6 +46,19 @@ export interface ReleaseRecord extends Release {
   trigger: Omit<ReleaseTrigger, 'release_id'> | null;
 }
 
+/** A project that has releases (GET /v1/projects): how many, and the latest (highest-numbered). */
+export interface ProjectSummary {
+  repository: string;
+  project: string;
+  releases: number;
+  latest: Pick<Release, 'id' | 'release_number' | 'commit_sha' | 'created_at'>;
+}
+
+/** An active deployment with the number of the release it deployed. */
+export interface ActiveDeployment extends Deployment {
+  release_number: number;
+}
+
 export interface StoredEvent {
   id: string;
   envelope: EventEnvelope;
@@ -105,6 +118,8 @@ export interface Repos {
   listReleases(repository: string, project: string, limit: number, offset: number): Promise<Page<ReleaseRecord>>;
   /** Which of `aliases` are already used by a release of the project. */
   findTakenAliases(repository: string, project: string, aliases: string[]): Promise<string[]>;
+  /** Every (repository, project) with at least one release: its count and latest release, by repository then project (bytewise). */
+  listProjects(): Promise<ProjectSummary[]>;
 
   // Deployments
   // Release builds (issue 5)
@@ -134,12 +149,16 @@ export interface Repos {
   supersedeActive(environment: string, repository: string, project: string, exceptId: string): Promise<void>;
   findActiveDeployment(environment: string, repository: string, project: string): Promise<Deployment | undefined>;
   listDeployments(environment: string, repository: string, project: string, limit: number, offset: number): Promise<Page<Deployment>>;
+  /** Every active deployment (at most one per target) with its release's number. */
+  listActiveDeployments(): Promise<ActiveDeployment[]>;
 
   // Approvals
   insertApproval(row: ReleaseApproval): Promise<void>;
   getApproval(id: string, opts?: { forUpdate?: boolean }): Promise<ReleaseApproval | undefined>;
   /** Newest first. */
   listApprovals(releaseId: string, environment: string): Promise<ReleaseApproval[]>;
+  /** The approvals of any of the releases, every environment, oldest first. */
+  listApprovalsOfReleases(releaseIds: string[]): Promise<ReleaseApproval[]>;
   updateApproval(id: string, patch: Partial<Pick<ReleaseApproval, 'status' | 'revoked_at' | 'revoked_by'>>): Promise<void>;
 
   // Events outbox

@@ -1,7 +1,7 @@
 /** Deployments and approvals. */
 import { sql, type Kysely } from 'kysely';
 import type { AuditEntry, Deployment, ReleaseApproval } from '../domain/entities.ts';
-import type { Repos } from '../engine/ports.ts';
+import type { ActiveDeployment, Repos } from '../engine/ports.ts';
 import type { Database } from './db.ts';
 import { jsonb } from './json.ts';
 
@@ -11,6 +11,7 @@ type DeploymentRepos = Pick<
   | 'findActiveDeployment' | 'listDeployments' | 'listPendingDeployments' | 'listPendingDeploymentIds' | 'findRollbackRelease'
   | 'insertAudit' | 'listAudit'
   | 'insertApproval' | 'getApproval' | 'listApprovals' | 'updateApproval'
+  | 'listActiveDeployments' | 'listApprovalsOfReleases'
 >;
 
 export function deploymentRepos(db: Kysely<Database>): DeploymentRepos {
@@ -82,6 +83,17 @@ export function deploymentRepos(db: Kysely<Database>): DeploymentRepos {
         base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
       ]);
       return { rows: rows as Deployment[], total: count.total };
+    },
+    async listActiveDeployments() {
+      return db.selectFrom('deployments as d').innerJoin('releases as r', 'r.id', 'd.release_id')
+        .selectAll('d').select('r.release_number').where('d.status', '=', 'active')
+        .orderBy(sql`d.repository COLLATE "C"`).orderBy(sql`d.project COLLATE "C"`).orderBy(sql`d.environment COLLATE "C"`)
+        .execute() as Promise<ActiveDeployment[]>;
+    },
+    async listApprovalsOfReleases(releaseIds) {
+      if (releaseIds.length === 0) return [];
+      return db.selectFrom('release_approvals').selectAll().where('release_id', '=', sql<string>`ANY(${releaseIds}::uuid[])`)
+        .orderBy('approved_at').orderBy('id').execute() as Promise<ReleaseApproval[]>;
     },
     async insertApproval(row) {
       await db.insertInto('release_approvals').values(row).execute();

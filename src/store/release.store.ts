@@ -7,7 +7,7 @@ type ReleaseRepos = Pick<
   Repos,
   | 'lockReleaseCounter' | 'setReleaseCounter' | 'insertRelease' | 'insertAliases' | 'insertTrigger' | 'insertArtifacts'
   | 'getRelease' | 'findReleaseByCommit' | 'findReleaseByAlias' | 'findReleaseByNumber' | 'findReleasesByShaPrefix'
-  | 'listReleases' | 'findTakenAliases'
+  | 'listReleases' | 'findTakenAliases' | 'listProjects'
 >;
 
 type Row = Omit<ReleaseRecord, 'artifacts' | 'trigger'> & {
@@ -79,6 +79,25 @@ export function releaseRepos(db: Kysely<Database>): ReleaseRepos {
       const rows = await db.selectFrom('release_aliases').select('alias').where('repository', '=', repository)
         .where('project', '=', name).where('alias', '=', sql<string>`ANY(${aliases}::text[])`).execute();
       return rows.map((r) => r.alias);
+    },
+    async listProjects() {
+      // The latest release of each project is the one with the highest number (numbers only grow);
+      // the unique (repository, project, release_number) index serves the grouping and the join.
+      const rows = await db.selectFrom('releases as r')
+        .innerJoin(
+          (eb) => eb.selectFrom('releases').groupBy(['repository', 'project'])
+            .select(['repository', 'project', sql<number>`count(*)::int`.as('releases'), sql<number>`max(release_number)`.as('latest_number')])
+            .as('c'),
+          (join) => join.onRef('c.repository', '=', 'r.repository').onRef('c.project', '=', 'r.project').onRef('c.latest_number', '=', 'r.release_number'),
+        )
+        .select(['r.repository', 'r.project', 'c.releases', 'r.id', 'r.release_number', 'r.commit_sha', 'r.created_at'])
+        // Bytewise, so PGlite and a PostgreSQL with any default collation give the same order.
+        .orderBy(sql`r.repository COLLATE "C"`).orderBy(sql`r.project COLLATE "C"`)
+        .execute();
+      return rows.map((r) => ({
+        repository: r.repository, project: r.project, releases: r.releases,
+        latest: { id: r.id, release_number: r.release_number, commit_sha: r.commit_sha, created_at: r.created_at },
+      }));
     },
     async listReleases(repository, name, limit, offset) {
       const [rows, count] = await Promise.all([

@@ -16,7 +16,7 @@ import type { EngineContext } from '../../src/engine/context.ts';
 import { startEventRelay, type EventRelay } from '../../src/engine/events.ts';
 import { createGitGitOps, type GitGitOps } from '../../src/gitops/git.gitops.ts';
 import { startDispatcher, type Dispatcher } from '../../src/engine/dispatcher.ts';
-import type { GitOpsWriter, JobConsumer } from '../../src/engine/ports.ts';
+import type { GitOpsWriter, JobConsumer, ObjectStore } from '../../src/engine/ports.ts';
 import { createMemoryJobQueue, MemoryBroker } from '../../src/queue/jobs.memory.ts';
 import { deploymentHandler } from '../../src/worker/deployment-handler.ts';
 import { EventBus } from '../../src/queue/events.memory.ts';
@@ -43,6 +43,8 @@ export async function startTestApp(test: TestStore, options: {
   rateLimits?: RateLimits | 'off'; approvalTtlMs?: number; environments?: EnvironmentPolicy[];
   /** A dispatcher and a deployment worker of the app's own (default); off when the test runs its own dispatcher. */
   deploymentWorker?: boolean;
+  /** Step logs (none by default: log reads answer 503). */
+  objects?: ObjectStore;
 } = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'forge-api-'));
   const issuer = await openDevIssuer(dataDir);
@@ -55,6 +57,7 @@ export async function startTestApp(test: TestStore, options: {
     store: test.store, clock, eventsWritten: () => relayRef.relay?.nudge(),
     environments: options.environments ?? DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
     releaseRegistry: 'registry.test/releases', runTimeoutMs: 24 * 3600_000, runChanged: (id) => relayRef.dispatcher?.nudge(id),
+    ...(options.objects ? { objects: options.objects } : {}),
   };
   let writer: GitOpsWriter = gitops;
   const pipeline = options.deploymentWorker === false ? undefined : await (async () => {

@@ -2,7 +2,7 @@
  * The Fastify application: /v1 routes, health, metrics and the OpenAPI document. Routes parse,
  * authorise, call one engine function and shape the result; errors become HTTP only in errors.ts.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
@@ -23,6 +23,7 @@ import { healthRoutes } from './health.routes.ts';
 import { githubRoutes, type GitHubRouteDeps } from './github.routes.ts';
 import { identityRoutes } from './identity.routes.ts';
 import { projectRoutes } from './projects.routes.ts';
+import { webRoutes, type WebOptions } from './web.routes.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,6 +40,8 @@ export interface AppOptions {
   version?: string;
   /** The webhook and the Actions token exchange; without it both answer 503 (not configured). */
   github?: Omit<GitHubRouteDeps, 'ctx'>;
+  /** Beyond the seed: the built dashboard served at `/`, and GET /v1/auth/config. Without it neither exists. */
+  web?: WebOptions;
 }
 
 export interface Limiters {
@@ -124,8 +127,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return parseJson(request, body as string, done);
   });
   app.setErrorHandler(handleError);
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, {})));
+  const web = options.web ? webRoutes(options.web) : undefined;
+  const noRoute = (request: FastifyRequest, reply: FastifyReply) =>
+    reply.status(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, {}));
+  app.setNotFoundHandler(web ? web.notFound(noRoute) : noRoute);
 
   app.decorateRequest('identity', undefined as unknown as Identity);
   // Decided on the route that matched, never on the raw URL: the router decodes the path
@@ -161,6 +166,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(githubRoutes({ webhookSecret: undefined, registeredRepositories: [], signPlatformToken: undefined, ...options.github, ctx: options.ctx }));
   await app.register(identityRoutes());
   await app.register(projectRoutes(deps));
+  if (web) await app.register(web.routes);
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -334,3 +334,11 @@ export const projectsResponse = obj({
     }),
   },
 }, undefined, { description: 'beyond the seed: every project with at least one release, by repository then project' });
+
+export const authConfigResponse = obj({
+  mode: { type: 'string', enum: ['dev', 'oidc'], description: 'dev: the embedded dev issuer (tokens from `forge dev-token` or the server\'s dev login link); oidc: an OIDC issuer' },
+  issuer: { ...S.nullableString, description: 'the OIDC issuer to log in with (authorization code + PKCE); null in dev mode' },
+  client_id: { ...S.nullableString, description: 'the dashboard\'s public client id (FORGE_UI_CLIENT_ID); null: paste a token instead' },
+  scopes: { type: 'string', description: 'space-separated scopes to request (FORGE_UI_SCOPES)' },
+  resource: { ...S.nullableString, description: 'RFC 8707 resource indicator to send (FORGE_UI_RESOURCE), or null' },
+}, undefined, { description: 'beyond the seed: how the dashboard logs in; public (no token)' });

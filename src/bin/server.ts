@@ -3,9 +3,11 @@
  * default), wires the engine, the outbox relay and the HTTP app, and tears them down in order.
  */
 import type { FastifyInstance } from 'fastify';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { buildApp } from '../api/app.ts';
+import type { UiAuthConfig } from '../api/web.routes.ts';
 import { devIssuerSigner } from '../auth/github-oidc.ts';
 import { startDispatcher, type Dispatcher } from '../engine/dispatcher.ts';
 import { createGitHubNotifier, notifyPhaseProgress, type GitHubNotifierOptions } from '../engine/github.ts';
@@ -40,14 +42,58 @@ export interface RunningServer {
   workers: RunningWorkers | undefined;
   /** The example pipeline's run, when started with `example`. */
   exampleRun: { id: string; created: boolean } | undefined;
+  dashboard: Dashboard;
   close(): Promise<void>;
+}
+
+export interface Dashboard {
+  url: string;
+  /** The directory it is served from, and whether a build is there (index.html). */
+  root: string;
+  built: boolean;
+  /** Dev issuer only: the dashboard URL with a 12 h dev token in its fragment. */
+  devLoginUrl: string | undefined;
+  /** What the server prints about it. */
+  lines: string[];
+}
+
+export interface StartOptions {
+  store?: Store;
+  listen?: boolean;
+  /**
+   * Where the dashboard lines go once the server listens; default stdout, printed on the next turn of
+   * the event loop so they follow the banner `forge server` prints when startServer returns.
+   * `false`: not printed (they are in RunningServer.dashboard).
+   */
+  announce?: ((line: string) => void) | false;
+}
+
+/** The dashboard as `npm run build:web` leaves it in the package: <package root>/dist/web. */
+export const PACKAGE_WEB_ROOT = fileURLToPath(new URL('../../dist/web', import.meta.url));
+const DEV_LOGIN = { sub: 'dev', roles: ['developer', 'approver', 'operator'], ttlSeconds: 12 * 60 * 60 } as const;
+
+/** What the dashboard is told about logging in: the dev issuer has no login page, only tokens. */
+export function uiAuthConfig(settings: Pick<ServerSettings, 'oidc' | 'ui'>): UiAuthConfig {
+  if (!settings.oidc) return { mode: 'dev', issuer: null, client_id: null, scopes: settings.ui.scopes, resource: null };
+  return { mode: 'oidc', issuer: settings.oidc.issuer, client_id: settings.ui.clientId ?? null, scopes: settings.ui.scopes, resource: settings.ui.resource ?? null };
+}
+
+async function describeDashboard(url: string, root: string, devIssuer: DevIssuer | undefined): Promise<Dashboard> {
+  const dashboardUrl = `${url.replace(/\/+$/, '')}/`;
+  const built = existsSync(join(root, 'index.html'));
+  const devLoginUrl = devIssuer ? `${dashboardUrl}#token=${await devIssuer.sign(DEV_LOGIN)}` : undefined;
+  const lines = [`  dashboard: ${dashboardUrl}${built ? '' : `   (not built in ${root}: run \`npm run build:web\`)`}`];
+  if (devLoginUrl) {
+    lines.push(`  DEV-ONLY login link (dev issuer; signs you in as "${DEV_LOGIN.sub}" with roles ${DEV_LOGIN.roles.join(', ')} for 12 h; do not share): ${devLoginUrl}`);
+  }
+  return { url: dashboardUrl, root, built, devLoginUrl, lines };
 }
 
 /** The repository `npm start` serves from the data dir, and the example it is seeded from. */
 export const EXAMPLE_REPOSITORY = 'forge-examples/monorepo';
 const EXAMPLE_SOURCE = fileURLToPath(new URL('../../examples/monorepo', import.meta.url));
 
-export async function startServer(settings: ServerSettings, options: { store?: Store; listen?: boolean } = {}): Promise<RunningServer> {
+export async function startServer(settings: ServerSettings, options: StartOptions = {}): Promise<RunningServer> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -74,6 +120,7 @@ export async function startServer(settings: ServerSettings, options: { store?: S
     cleanups.push(() => objects.close());
     const openQueue = jobQueueFactory(execution, objects);
 
+    const webRoot = settings.webRoot ?? PACKAGE_WEB_ROOT;
     const relayRef: { relay?: EventRelay } = {};
     const dispatcherRef: { dispatcher?: Dispatcher } = {};
     const ctx: EngineContext = {
@@ -89,6 +136,7 @@ export async function startServer(settings: ServerSettings, options: { store?: S
         signPlatformToken: devIssuer ? devIssuerSigner(devIssuer) : undefined,
         oidc: { issuer: settings.github.oidcIssuer, jwksUrl: settings.github.oidcJwksUrl, audience: settings.github.oidcAudience, maxTtlSeconds: settings.github.tokenTtlSeconds },
       },
+      web: { root: webRoot, authConfig: uiAuthConfig(settings) },
     });
     cleanups.push(() => app.close());
 
@@ -127,6 +175,9 @@ export async function startServer(settings: ServerSettings, options: { store?: S
         apiUrl = `http://${host}:${address.port}`;
       }
     }
+    const dashboard = await describeDashboard(url, webRoot, devIssuer);
+    const announce = options.announce ?? ((line: string) => console.log(line));
+    if (options.listen !== false && announce !== false) setImmediate(() => dashboard.lines.forEach((line) => announce(line)));
 
     let workers: RunningWorkers | undefined;
     if (settings.inProcessWorkers.length > 0 && options.listen !== false) {
@@ -151,7 +202,7 @@ export async function startServer(settings: ServerSettings, options: { store?: S
       }, { actor: 'forge-example', mayActForOthers: true });
       exampleRun = { id: run.id, created };
     }
-    return { app, url, store, ctx, bus, relay, devIssuer, dispatcher, workers, exampleRun, close: closeAll };
+    return { app, url, store, ctx, bus, relay, devIssuer, dispatcher, workers, exampleRun, dashboard, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -57,6 +57,21 @@ describe('server settings', () => {
     expect(() => parseServerSettings({}, { FORGE_GITOPS_URL: 'https://u:secret@git.example.com/x.git' })).toThrow(/must not carry a password/);
     expect(() => parseServerSettings({}, { FORGE_GITOPS_URL: '--upload-pack=evil' })).toThrow(/FORGE_GITOPS_URL/);
   });
+  it('dashboard settings (beyond the seed): web root, and the OIDC login it is told about', () => {
+    const defaults = parseServerSettings({}, {});
+    expect(defaults.webRoot).toBeUndefined();
+    expect(defaults.ui).toEqual({ clientId: undefined, scopes: 'openid profile', resource: undefined });
+    const set = parseServerSettings({ uiScopes: 'openid  email\tprofile', webRoot: 'build/web' }, {
+      FORGE_WEB_ROOT: '/srv/ignored', FORGE_UI_CLIENT_ID: 'forge-dashboard', FORGE_UI_SCOPES: 'openid', FORGE_UI_RESOURCE: 'https://forge.example.com/v1',
+    });
+    expect(set.webRoot).toBe(join(process.cwd(), 'build/web'));
+    expect(set.ui).toEqual({ clientId: 'forge-dashboard', scopes: 'openid email profile', resource: 'https://forge.example.com/v1' });
+    expect(parseServerSettings({}, { FORGE_UI_RESOURCE: 'urn:forge:api' }).ui.resource).toBe('urn:forge:api');
+    expect(() => parseServerSettings({}, { FORGE_UI_CLIENT_ID: 'has space' })).toThrow(/FORGE_UI_CLIENT_ID \(--ui-client-id\).*printable ASCII/);
+    expect(() => parseServerSettings({}, { FORGE_UI_SCOPES: 'openid "profile"' })).toThrow(/FORGE_UI_SCOPES \(--ui-scopes\).*scopes/);
+    expect(() => parseServerSettings({}, { FORGE_UI_RESOURCE: 'forge.example.com' })).toThrow(/FORGE_UI_RESOURCE \(--ui-resource\).*absolute URI/);
+    expect(() => parseServerSettings({}, { FORGE_UI_RESOURCE: 'https://forge.example.com/#api' })).toThrow(/without a fragment/);
+  });
   it('parses client settings', () => {
     expect(parseClientSettings({}, { FORGE_URL: 'http://h:1/', FORGE_TOKEN: 't' })).toEqual({ url: 'http://h:1', token: 't' });
     expect(() => parseClientSettings({ url: 'ftp://x' }, {})).toThrow(/FORGE_URL/);

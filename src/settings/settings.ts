@@ -50,6 +50,19 @@ export interface ServerSettings {
   github: GitHubSettings;
   /** Seed examples/monorepo into the data dir and run its pipeline at start (`npm start`). */
   example: boolean;
+  /** The built dashboard (index.html + assets/); undefined = <package root>/dist/web (the composition root knows where that is). */
+  webRoot: string | undefined;
+  /** How the dashboard logs in to an OIDC issuer (GET /v1/auth/config). */
+  ui: UiSettings;
+}
+
+export interface UiSettings {
+  /** Public client id for the authorization-code + PKCE login; undefined = the dashboard takes a pasted token. */
+  clientId: string | undefined;
+  /** Space-separated scopes. */
+  scopes: string;
+  /** RFC 8707 resource indicator sent with the login, for issuers that need one to mint JWT access tokens for the API. */
+  resource: string | undefined;
 }
 
 /** What the dispatcher and every worker must agree on: queue, object store, repository access. */
@@ -153,6 +166,10 @@ export const SERVER_SETTINGS = {
   workers: { env: 'FORGE_WORKERS', flag: '--workers', description: `worker types to run inside the server: a comma list of ${WORKER_TYPES.join(', ')}, or "none" when \`forge worker\` processes take the jobs`, default: 'discovery,ci,artifact,release' },
   runTimeout: { env: 'FORGE_RUN_TIMEOUT', flag: '--run-timeout', description: 'a run not finished by then is failed by the watchdog', default: '24h' },
   example: { env: 'FORGE_EXAMPLE', flag: '--example', description: 'seed examples/monorepo into the data dir (as forge-examples/monorepo, served to workers from there) and run its pipeline at start; what `npm start` does' },
+  webRoot: { env: 'FORGE_WEB_ROOT', flag: '--web-root', description: 'directory of the built dashboard (index.html, assets/) served at /; unset = dist/web of the Forge package (`npm run build:web`)' },
+  uiClientId: { env: 'FORGE_UI_CLIENT_ID', flag: '--ui-client-id', description: 'public OIDC client (authorization code + PKCE) the dashboard logs in with; unset = the dashboard asks for a pasted token (with FORGE_OIDC_ISSUER)' },
+  uiScopes: { env: 'FORGE_UI_SCOPES', flag: '--ui-scopes', description: 'scopes the dashboard requests, space-separated', default: 'openid profile' },
+  uiResource: { env: 'FORGE_UI_RESOURCE', flag: '--ui-resource', description: 'RFC 8707 resource indicator the dashboard sends when logging in (some issuers need it to mint JWT access tokens for the API)' },
 } as const satisfies Record<string, SettingSpec>;
 
 /** Settings the server and every worker share: the queue, the object store, repository access. */
@@ -436,6 +453,28 @@ export function parseRegistrySettings(flags: Flags, env: Source): RegistrySettin
   };
 }
 
+function parseUiSettings(flags: Flags, env: Source): UiSettings {
+  const s = SERVER_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const clientId = get(s.uiClientId);
+  if (clientId !== undefined && !/^[\x21-\x7e]{1,255}$/.test(clientId)) fail(s.uiClientId, clientId, 'must be 1-255 printable ASCII characters without spaces');
+  const scopes = (get(s.uiScopes) as string).trim().split(/\s+/).join(' ');
+  // RFC 6749 §3.3: scope tokens are printable ASCII without space, " or \.
+  if (!/^[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*$/.test(scopes)) fail(s.uiScopes, scopes, 'must be space-separated OAuth scopes such as "openid profile"');
+  const resource = get(s.uiResource);
+  if (resource !== undefined) {
+    // RFC 8707 §2: an absolute URI without a fragment.
+    let url: URL | undefined;
+    try {
+      url = new URL(resource);
+    } catch {
+      url = undefined;
+    }
+    if (!url || resource.includes('#')) fail(s.uiResource, resource, 'must be an absolute URI without a fragment, e.g. https://forge.example.com');
+  }
+  return { clientId, scopes, resource };
+}
+
 function parseGitHubSettings(flags: Flags, env: Source): GitHubSettings {
   const g = GITHUB_SETTINGS;
   const get = (spec: SettingSpec) => lookup(spec, flags, env);
@@ -487,6 +526,8 @@ export function parseServerSettings(flags: Flags = {}, env: Source = process.env
     runTimeoutMs: parseDurationSetting(s.runTimeout, get(s.runTimeout) as string),
     github: parseGitHubSettings(flags, env),
     example,
+    webRoot: get(s.webRoot) === undefined ? undefined : resolve(get(s.webRoot) as string),
+    ui: parseUiSettings(flags, env),
   };
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/api/app.ts';
+import type { WebOptions } from '../../src/api/web.routes.ts';
 import { openDevIssuer, type DevIssuer } from '../../src/auth/dev-issuer.ts';
 import type { Role } from '../../src/domain/identity.ts';
 import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../../src/domain/policy.ts';
@@ -45,6 +46,8 @@ export async function startTestApp(test: TestStore, options: {
   deploymentWorker?: boolean;
   /** Step logs (none by default: log reads answer 503). */
   objects?: ObjectStore;
+  /** The dashboard and GET /v1/auth/config (buildApp's `web`). */
+  web?: WebOptions;
 } = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'forge-api-'));
   const issuer = await openDevIssuer(dataDir);
@@ -75,7 +78,10 @@ export async function startTestApp(test: TestStore, options: {
       },
     };
   })();
-  const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: process.env.TEST_LOG ?? 'silent' });
+  const app = await buildApp({
+    ctx, verifier: issuer.verifier, bus, rateLimits: options.rateLimits ?? 'off', logLevel: process.env.TEST_LOG ?? 'silent',
+    ...(options.web ? { web: options.web } : {}),
+  });
   const relay = startEventRelay(test.store, bus, { intervalMs: 200 });
   relayRef.relay = relay;
   const tokens = new Map<string, string>();

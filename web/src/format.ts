@@ -14,7 +14,8 @@ export function formatDuration(ms: number): string {
 export function elapsed(startedAt: string | null, completedAt: string | null, now: number): string {
   if (!startedAt) return '–';
   const end = completedAt ? Date.parse(completedAt) : now;
-  return formatDuration(end - Date.parse(startedAt));
+  // A run that started after the clock's last tick is 0s old, not negative.
+  return formatDuration(Math.max(0, end - Date.parse(startedAt)));
 }
 
 export function formatTime(iso: string | null | undefined): string {

@@ -40,7 +40,12 @@ export interface LogSearch {
 
 export interface Artifact {
   id: string; artifact_name: string; artifact_type: ArtifactType; tracking_oci_uri: string; tracking_oci_digest: string | null;
-  primary_published_uri: string; created_at: string; signature?: { signed: boolean; digest?: string | null } | null;
+  primary_published_uri: string; created_at: string;
+}
+export type SignatureStatus = 'verified' | 'unsigned' | 'invalid' | 'unavailable';
+export interface ReleaseSignatures {
+  release_id: string; release_number: number;
+  signatures: { artifact_id: string; artifact_name: string; tracking_oci_uri: string; tracking_oci_digest: string | null; status: SignatureStatus; signature_digest: string | null; reason: string | null }[];
 }
 export interface Release {
   id: string; repository: string; project: string; commit_sha: string; release_number: number; pipeline_run_id: string | null;

@@ -5,14 +5,39 @@ import { ErrorBanner } from '../components/ErrorBanner.tsx';
 import { ProjectPicker } from '../components/ProjectPicker.tsx';
 import { formatTime, relativeTime, shortDigest, shortSha } from '../format.ts';
 import { useApi, useEvents, useNow, useTitle } from '../hooks.ts';
-import type { Artifact, ProjectSummary, ReleaseList } from '../types.ts';
+import { assertNever } from '../../../src/lib/assert-never.ts';
+import type { Artifact, ProjectSummary, Release, ReleaseList, ReleaseSignatures } from '../types.ts';
 
 const PAGE = 25;
 
-function Signature({ artifact }: { artifact: Artifact }) {
-  if (artifact.signature === undefined) return null;
-  if (artifact.signature === null || !artifact.signature.signed) return <span className="sig unsigned" title="no signature recorded for this tracking image">unsigned</span>;
-  return <span className="sig signed" title={artifact.signature.digest ? `signature ${artifact.signature.digest}` : 'signed'}>✓ signed</span>;
+/** The tracking image's signature, verified by the server against the platform's key. */
+function Signature({ status }: { status: ReleaseSignatures['signatures'][number] | undefined }) {
+  if (!status) return <span className="sig pending">signature…</span>;
+  switch (status.status) {
+    case 'verified': return <span className="sig signed" title={status.signature_digest ? `signature ${status.signature_digest}` : 'verified'}>✓ signature verified</span>;
+    case 'unsigned': return <span className="sig unsigned" title={status.reason ?? 'no signature'}>✗ unsigned</span>;
+    case 'invalid': return <span className="sig unsigned" title={status.reason ?? 'does not verify'}>✗ invalid signature</span>;
+    case 'unavailable': return <span className="sig pending" title={status.reason ?? ''}>signature not checked: {status.reason ?? 'registry unavailable'}</span>;
+    default: return assertNever(status.status, 'signature status');
+  }
+}
+
+function Artifacts({ release, repository, project }: { release: Release; repository: string; project: string }) {
+  const signatures = useApi<ReleaseSignatures>(release.artifacts.length > 0 ? `/v1/releases/${repoPath(repository)}/${enc(project)}/${release.release_number}/signatures` : undefined);
+  return (
+    <ul className="artifacts">
+      {release.artifacts.map((artifact: Artifact) => (
+        <li key={artifact.id} data-artifact={artifact.artifact_name}>
+          <strong>{artifact.artifact_name}</strong> <span className="muted">{artifact.artifact_type}</span>{' '}
+          {signatures.error ? <span className="sig pending" title={signatures.error.message}>signature not checked ({signatures.error.code})</span>
+            : <Signature status={signatures.data?.signatures.find((s) => s.artifact_id === artifact.id)} />}
+          <div className="mono small wrap" title="tracking image">{artifact.tracking_oci_uri}{artifact.tracking_oci_digest && !artifact.tracking_oci_uri.includes('@') ? `@${artifact.tracking_oci_digest}` : ''}</div>
+          <div className="mono small wrap muted" title="published">{artifact.primary_published_uri}</div>
+        </li>
+      ))}
+      {release.artifacts.length === 0 && <li className="muted">none</li>}
+    </ul>
+  );
 }
 
 export function ReleasesPage() {
@@ -57,16 +82,7 @@ export function ReleasesPage() {
                   <td className="mono">{release.pipeline_run_id ? <Link href={`/runs/${release.pipeline_run_id}`}>{shortSha(release.commit_sha)}</Link> : shortSha(release.commit_sha)}</td>
                   <td title={formatTime(release.created_at)}>{relativeTime(release.created_at, now)}<div className="muted small">by {release.created_by}</div></td>
                   <td>
-                    <ul className="artifacts">
-                      {release.artifacts.map((artifact) => (
-                        <li key={artifact.id}>
-                          <strong>{artifact.artifact_name}</strong> <span className="muted">{artifact.artifact_type}</span> <Signature artifact={artifact} />
-                          <div className="mono small wrap" title="tracking image">{artifact.tracking_oci_uri}{artifact.tracking_oci_digest ? `@${artifact.tracking_oci_digest.slice(0, 19)}…` : ''}</div>
-                          <div className="mono small wrap muted" title="published">{artifact.primary_published_uri}</div>
-                        </li>
-                      ))}
-                      {release.artifacts.length === 0 && <li className="muted">none</li>}
-                    </ul>
+                    <Artifacts release={release} repository={repository} project={project} />
                   </td>
                   <td>{deployedIn(release.id).map((d) => <Link key={d.environment} href={`/environments${query({ repository, project, environment: d.environment })}`} className="env-chip">{d.environment}</Link>)}</td>
                 </tr>

@@ -104,6 +104,8 @@ export function webRoutes(options: WebOptions) {
         root: options.root,
         index: false,
         dotfiles: 'ignore',
+        // The build writes .br and .gz beside each JS/CSS file; sent when the browser accepts them.
+        preCompressed: true,
         cacheControl: false,
         setHeaders(res, path) {
           const file = relative(options.root, path);

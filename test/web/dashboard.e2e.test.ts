@@ -99,7 +99,7 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
       FORGE_DATA_DIR: join(dir, 'data'), FORGE_PORT: '0', FORGE_LOG_LEVEL: 'silent', FORGE_RATE_LIMITS: 'off',
       FORGE_ENVIRONMENTS: join(dir, 'environments.yaml'), FORGE_WEB_ROOT: join(ROOT, 'dist', 'web'),
     });
-    running = await startServer(settings);
+    running = await startServer(settings, { announce: false });
     exampleRunId = running.exampleRun!.id;
     const issuer = running.devIssuer!;
     tokens.olga = await issuer.sign({ sub: 'olga', roles: ['operator'] });

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { brotliCompressSync, gzipSync, constants as zlib } from 'node:zlib';
 import pg from 'pg';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { startServer } from '../src/bin/server.ts';
 import { getRunTree } from '../src/engine/runs.ts';
 import { isRunTerminal } from '../src/domain/statuses.ts';
@@ -42,7 +42,12 @@ const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 const { build } = await import('vite');
 await build({ configFile: join(ROOT, 'web', 'vite.config.ts'), logLevel: 'warn' });
 const files: string[] = [];
-const walk = (dir: string) => { for (const e of readdirSync(dir, { withFileTypes: true })) e.isDirectory() ? walk(join(dir, e.name)) : files.push(join(dir, e.name)); };
+const walk = (dir: string) => {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) walk(join(dir, e.name));
+    else if (!/\.(br|gz)$/.test(e.name)) files.push(join(dir, e.name));
+  }
+};
 walk(DIST);
 console.log('\nbundle (dist/web)');
 console.log(`${'file'.padEnd(40)} ${'raw'.padStart(11)} ${'gzip'.padStart(11)} ${'brotli'.padStart(11)}`);
@@ -118,7 +123,7 @@ const newContext = async () => {
   await context.addInitScript({ content: `localStorage.setItem('forge.token', ${JSON.stringify(token)})` });
   return context;
 };
-const measure = async (page: import('playwright-core').Page, navigate: () => Promise<unknown>) => {
+const measure = async (page: Page, navigate: () => Promise<unknown>) => {
   await navigate();
   // Browser-side code as text: this file is type-checked for Node, without the DOM's types.
   await page.waitForFunction(`document.querySelectorAll('.task .status[data-status]').length >= ${tasks}`);

@@ -256,6 +256,17 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     await expect.poll(() => page.locator('.log-final').textContent(), { timeout: 20_000 }).toMatch(/Stopped:/);
     await page.locator('.log-line.log-marker', { hasText: '--- step stopped' }).waitFor();
     await screenshot(page, '09-run-cancelled');
+
+    // The runs list filtered by status (the filter lives in the URL, so it survives a reload).
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
+    await page.getByLabel('Status').selectOption('cancelled');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => page.locator('tbody tr[data-run-id]').count()).toBe(1);
+    expect(await page.locator(`tr[data-run-id="${runId}"]`).count()).toBe(1);
+    expect(page.url()).toContain('status=cancelled');
+    await page.reload();
+    await page.locator(`tr[data-run-id="${runId}"]`).waitFor();
+    expect(await page.locator('tbody tr[data-run-id]').count()).toBe(1);
     await context.close();
   }, 120_000);
 

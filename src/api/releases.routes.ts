@@ -1,14 +1,15 @@
-/** Releases: register, look up by alias / number / SHA prefix, list. */
+/** Releases: register, look up by alias / number / SHA prefix, list; their artifacts' signature status. */
 import type { FastifyPluginAsync } from 'fastify';
 import { requirePermission } from '../auth/permissions.ts';
 import { checkName } from '../domain/names.ts';
 import { createRelease, getRelease, listReleases, type CreateReleaseInput } from '../engine/releases.ts';
 import { canonicalId } from '../engine/releases.ts';
 import { getReleaseBuild, listRunReleaseBuilds, requestReleaseBuild, type ReleaseRequest } from '../engine/release-builds.ts';
+import { getReleaseSignatures } from '../engine/signatures.ts';
 import type { RouteDeps } from './app.ts';
 import {
   S, createReleaseBody, createReleaseBuildBody, createReleaseResponse, errorResponses, idParams, pageQuery, releaseBuildListResponse,
-  releaseBuildSchema, releaseListResponse, releaseSchema,
+  releaseBuildSchema, releaseListResponse, releaseSchema, releaseSignaturesResponse,
 } from './schemas.ts';
 
 const params = (withRef: boolean) => ({
@@ -56,6 +57,17 @@ export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync 
   }, async (request) => {
     limiters.releaseLookup?.take('');
     return getRelease(ctx, repositoryOf(request.params), request.params.project, request.params.ref);
+  });
+
+  app.get<{ Params: { owner: string; name: string; project: string; ref: string } }>('/v1/releases/:owner/:name/:project/:ref/signatures', {
+    schema: {
+      summary: 'The signature status of each artifact\'s tracking image (beyond the seed): verified, unsigned, invalid or unavailable; 503 when the server has no signature verifier',
+      tags: ['releases'], params: params(true), response: { 200: releaseSignaturesResponse, ...errorResponses },
+    },
+  }, async (request) => {
+    requirePermission(request.identity, 'read');
+    limiters.releaseLookup?.take('');
+    return getReleaseSignatures(ctx, repositoryOf(request.params), request.params.project, request.params.ref);
   });
 
   app.post<{ Body: ReleaseRequest }>('/v1/release-builds', {

@@ -8,7 +8,7 @@ import { ROLES } from '../domain/identity.ts';
 import { NAME_PATTERNS, NAME_RULES } from '../domain/names.ts';
 import {
   ALIAS_TYPES, APPROVAL_STATUSES, ARTIFACT_TYPES, DEPLOYMENT_STATUSES, EXECUTION_STATUSES,
-  RELEASE_BUILD_STATUSES, RELEASE_TRIGGER_TYPES, REPORTED_STATUSES, RUN_STATUSES, TRIGGER_TYPES,
+  RELEASE_BUILD_STATUSES, RELEASE_TRIGGER_TYPES, REPORTED_STATUSES, RUN_STATUSES, SIGNATURE_STATUSES, TRIGGER_TYPES,
 } from '../domain/statuses.ts';
 
 const str = (pattern: string, description: string, maxLength?: number) =>
@@ -209,6 +209,23 @@ export const releaseSchema = obj({
   aliases: { type: 'array', items: obj({ alias: { type: 'string' }, alias_type: { type: 'string', enum: ALIAS_TYPES } }) },
 });
 
+export const releaseSignaturesResponse = obj({
+  release_id: S.uuid,
+  release_number: { type: 'integer' },
+  signatures: {
+    type: 'array',
+    description: 'one per artifact, by artifact name',
+    items: obj({
+      artifact_id: S.uuid, artifact_name: { type: 'string' }, tracking_oci_uri: { type: 'string' }, tracking_oci_digest: S.nullableString,
+      status: {
+        type: 'string', enum: SIGNATURE_STATUSES,
+        description: 'verified: a signature on the tracking image (by digest) verifies with the platform\'s signing public key; unsigned: the image has no signature; invalid: signatures that do not verify with that key for this digest, or the image is not the recorded digest; unavailable: the registry could not be read (see reason)',
+      },
+      signature_digest: { ...S.nullableString, description: 'digest of the signature manifest (tag sha256-<hex>.sig) when verified, or invalid by the signatures found; else null' },
+      reason: { ...S.nullableString, description: 'why the status is not verified; null when verified' },
+    }),
+  },
+}, undefined, { description: 'beyond the seed: the signature status of each artifact\'s tracking image, read from the tracking registry when asked' });
 export const releaseListResponse = obj({ releases: { type: 'array', items: releaseSchema }, total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } });
 export const pageQuery = obj({ limit: S.limit, offset: S.offset }, []);
 

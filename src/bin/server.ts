@@ -1,6 +1,8 @@
 /**
  * Composition root of `forge server`: picks each port's adapter from the settings (embedded by
  * default), wires the engine, the outbox relay and the HTTP app, and tears them down in order.
+ * The API reads tracking images' signatures through registries of its own (short timeouts) with the
+ * signing key's public half only.
  */
 import type { FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { isRunTerminal } from '../domain/statuses.ts';
 import { createGitHubClient } from '../gitops/github.client.ts';
 import { seedRepository } from '../worker/git-workspace.ts';
 import { jobQueueFactory, openExecutionObjects, serverWorkerCacheDir, startWorkerPool, workerTokenSource, type RunningWorkers } from './execution.ts';
+import { openSignatureVerifier } from './registries.ts';
 import { openDevIssuer, type DevIssuer } from '../auth/dev-issuer.ts';
 import { createOidcVerifier } from '../auth/oidc.verifier.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
@@ -120,6 +123,9 @@ export async function startServer(settings: ServerSettings, options: StartOption
     cleanups.push(() => objects.close());
     const openQueue = jobQueueFactory(execution, objects);
 
+    const signatures = openSignatureVerifier(execution.registries, settings.dataDir);
+    cleanups.push(() => signatures.close());
+
     const webRoot = settings.webRoot ?? PACKAGE_WEB_ROOT;
     const relayRef: { relay?: EventRelay } = {};
     const dispatcherRef: { dispatcher?: Dispatcher } = {};
@@ -127,7 +133,7 @@ export async function startServer(settings: ServerSettings, options: StartOption
       store, clock: systemClock, eventsWritten: () => relayRef.relay?.nudge(),
       environments: settings.environments, approvalTtlMs: settings.approvalTtlMs,
       releaseRegistry: settings.releaseRegistry, runTimeoutMs: settings.runTimeoutMs,
-      runChanged: (id) => dispatcherRef.dispatcher?.nudge(id), objects,
+      runChanged: (id) => dispatcherRef.dispatcher?.nudge(id), objects, signatures: signatures.verifier,
     };
     const app = await buildApp({
       ctx, verifier, bus, rateLimits: settings.rateLimits, logLevel: settings.logLevel, version: VERSION,

@@ -8,14 +8,12 @@
  * mismatch); a CliError with exit code EXIT.usage for a bad reference or key, EXIT.api when the
  * store cannot be read (unreachable, refused, corrupt content).
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CliError, EXIT, usageError } from '../cli/client.ts';
 import { isForgeError } from '../domain/errors.ts';
-import { EMBEDDED_REGISTRY, REGISTRY_ADDRESS } from '../domain/registries.ts';
-import { checkDigest, checkRepository, checkTag } from '../oci/reference.ts';
-import { SIGNING_KEY_FILE, SIGNING_PUBLIC_KEY_FILE, verifyImage } from '../oci/signing.ts';
+import { EMBEDDED_REGISTRY } from '../domain/registries.ts';
+import { parseImageReference as parseReference, type ImageReference } from '../oci/reference.ts';
+import { findVerifyKey, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEY_FILE, verifyImage, type VerifyFailure, type VerifyKey } from '../oci/signing.ts';
 import { VERIFY_SETTINGS, type VerifySettings } from '../settings/settings.ts';
 import { KEYS_DIR, OCI_LAYOUT_DIR, openRegistries } from './registries.ts';
 
@@ -26,101 +24,38 @@ export const ACCEPTED_REFERENCES = [
   `no scheme (not docker://, oci:…); host ${EMBEDDED_REGISTRY} is the embedded store in the data dir`,
 ];
 
-export interface ImageReference {
-  host: string;
-  repo: string;
-  tag: string | undefined;
-  digest: string | undefined;
-  /** What the store is asked for: the tag, else the digest. */
-  reference: string;
-  /** host/repo[:tag]: the image's name without the digest. */
-  name: string;
-}
-
-/** `docker://…`, `oci:/dir`, `https://…`; not `localhost:5000/…` (a port is digits, then `/`). */
-const SCHEME = /^[a-z][a-z0-9+.-]*:(?!\d+\/)/i;
-
-const badReference = (text: string, why: string) => usageError(`invalid image reference ${JSON.stringify(text)}: ${why}`, ['accepted forms:', ...ACCEPTED_REFERENCES.map((form) => `  ${form}`)]);
-
+/** Forge's rules for a reference (src/oci/reference.ts); a refusal is a usage error listing the accepted forms. */
 export function parseImageReference(text: string): ImageReference {
-  if (SCHEME.test(text)) throw badReference(text, `"${text.slice(0, text.indexOf(':') + 1)}" is a scheme, and a reference has none`);
-  const slash = text.indexOf('/');
-  const host = slash === -1 ? text : text.slice(0, slash);
-  // Docker's rule: the first component is a registry host when it has a "." or ":" or is localhost.
-  if (slash === -1 || !REGISTRY_ADDRESS.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
-    throw badReference(text, `it must start with a registry host (e.g. ${EMBEDDED_REGISTRY}/ or 127.0.0.1:5000/)`);
-  }
-  const at = text.indexOf('@', slash);
-  const named = at === -1 ? text.slice(slash + 1) : text.slice(slash + 1, at);
-  const colon = named.lastIndexOf(':');
-  const repo = colon === -1 ? named : named.slice(0, colon);
-  const tag = colon === -1 ? undefined : named.slice(colon + 1);
-  const digest = at === -1 ? undefined : text.slice(at + 1);
-  const reference = tag ?? digest;
-  if (reference === undefined) throw badReference(text, 'it names no tag or digest (Forge does not assume "latest")');
   try {
-    checkRepository(repo);
-    if (tag !== undefined) checkTag(tag);
-    if (digest !== undefined) checkDigest(digest);
+    return parseReference(text);
   } catch (error) {
-    if (isForgeError(error)) throw badReference(text, error.message);
+    if (isForgeError(error)) {
+      throw usageError(`invalid image reference ${JSON.stringify(text)}: ${error.message}`, ['accepted forms:', ...ACCEPTED_REFERENCES.map((form) => `  ${form}`)]);
+    }
     throw error;
   }
-  return { host, repo, tag, digest, reference, name: `${host}/${repo}${tag === undefined ? '' : `:${tag}`}` };
 }
-
-export interface VerifyKey {
-  /** The file the key was read from. */
-  path: string;
-  publicKey: KeyObject;
-}
-
-function publicKeyOf(pem: Buffer, source: string): KeyObject {
-  let key: KeyObject;
-  try {
-    // A private key PEM gives its public half.
-    key = createPublicKey(pem);
-  } catch (error) {
-    throw usageError(`${source} is not an unencrypted PEM public or private key: ${(error as Error).message}`);
-  }
-  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    const actual = key.asymmetricKeyType === 'ec' ? `EC ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown curve'}` : key.asymmetricKeyType ?? 'unknown';
-    throw usageError(`${source} is a ${actual} key; Forge signs with ECDSA P-256 keys only`);
-  }
-  return key;
-}
-
-const readIfExists = (path: string) => readFile(path).catch((error: NodeJS.ErrnoException) => {
-  if (error.code === 'ENOENT') return undefined;
-  throw usageError(`cannot read the key ${path}: ${error.message}`);
-});
 
 /**
  * The key named by FORGE_VERIFY_KEY or FORGE_SIGNING_KEY, else the data dir's (signing.pub, else
  * signing.key beside it). Never generates one: a key made now would verify nothing.
  */
 export async function loadVerifyKey(settings: VerifySettings): Promise<VerifyKey> {
-  if (settings.key) {
-    const { file, setting } = settings.key;
-    const source = `the key ${file} (${setting.env}, ${setting.flag})`;
-    const pem = await readIfExists(file);
-    if (pem === undefined) throw usageError(`${source}: no such file`);
-    return { path: file, publicKey: publicKeyOf(pem, source) };
-  }
   const dir = join(settings.dataDir, KEYS_DIR);
-  for (const name of [SIGNING_PUBLIC_KEY_FILE, SIGNING_KEY_FILE]) {
-    const path = join(dir, name);
-    const pem = await readIfExists(path);
-    if (pem !== undefined) return { path, publicKey: publicKeyOf(pem, `the key ${path}`) };
+  let found: VerifyKey | undefined;
+  try {
+    const named = settings.key && { file: settings.key.file, source: `the key ${settings.key.file} (${settings.key.setting.env}, ${settings.key.setting.flag})` };
+    found = await findVerifyKey(named, dir);
+  } catch (error) {
+    if (isForgeError(error)) throw usageError(error.message);
+    throw error;
   }
+  if (found) return found;
   const { key, signingKey, dataDir } = VERIFY_SETTINGS;
   throw usageError(`no key to verify with: ${dir} has neither ${SIGNING_PUBLIC_KEY_FILE} nor ${SIGNING_KEY_FILE}`, [
     `pass ${key.flag} <file> (${key.env}), set ${signingKey.env}, or point ${dataDir.env} (${dataDir.flag}) at the data dir of the Forge that signed`,
   ]);
 }
-
-export const VERIFY_FAILURES = ['not_found', 'not_signed', 'signature_mismatch', 'digest_mismatch'] as const;
-export type VerifyFailure = (typeof VERIFY_FAILURES)[number];
 
 /** How each failure reads on the command line. */
 export const FAILURE_LABELS: Record<VerifyFailure, string> = {
@@ -151,20 +86,18 @@ export async function verifyReference(text: string, settings: VerifySettings): P
   const key = await loadVerifyKey(settings);
   const registries = openRegistries(settings.registries, settings.dataDir);
   try {
-    const result = await verifyImage(registries.storeFor(ref.host), ref.repo, ref.reference, key.publicKey);
+    // Asked by tag when there is one, so a tag that moved on from `digest` is a digest mismatch.
+    const result = await verifyImage(registries.storeFor(ref.host), ref.repo, ref.reference, key.publicKey, ref.digest === undefined ? {} : { digest: ref.digest });
     const report = { reference: text, name: ref.name, key: key.path };
-    if (result.digest === undefined) {
-      return { ...report, verified: false, digest: undefined, failure: 'not_found', reason: `no image ${text} in ${ref.host === EMBEDDED_REGISTRY ? `the embedded store ${join(settings.dataDir, OCI_LAYOUT_DIR)}` : ref.host}` };
-    }
-    // The tag of `repo:tag@digest` moved on (verifyImage hashes what it got, so this also holds a
-    // store to the digest asked for).
-    if (ref.digest !== undefined && result.digest !== ref.digest) {
-      return { ...report, verified: false, digest: result.digest, failure: 'digest_mismatch', reason: `${ref.name} names ${result.digest}, not ${ref.digest}` };
-    }
     if (result.verified) return { ...report, verified: true, digest: result.digest, signedAs: result.dockerReference };
-    // verifyImage says "is not signed" when there is no signature layer at all; any other reason
-    // is a signature that is there and does not fit (another key, another digest, changed payload).
-    return { ...report, verified: false, digest: result.digest, failure: / is not signed: /.test(result.reason) ? 'not_signed' : 'signature_mismatch', reason: result.reason };
+    switch (result.failure) {
+      case 'not_found':
+        return { ...report, verified: false, digest: undefined, failure: 'not_found', reason: `no image ${text} in ${ref.host === EMBEDDED_REGISTRY ? `the embedded store ${join(settings.dataDir, OCI_LAYOUT_DIR)}` : ref.host}` };
+      case 'digest_mismatch':
+        return { ...report, verified: false, digest: result.digest, failure: 'digest_mismatch', reason: `${ref.name} names ${result.digest}, not ${ref.digest}` };
+      default:
+        return { ...report, verified: false, digest: result.digest, failure: result.failure, reason: result.reason };
+    }
   } catch (error) {
     throw new CliError(EXIT.api, `cannot verify ${text}: ${(error as Error).message}`, [], { cause: error });
   } finally {

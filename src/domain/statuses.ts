@@ -55,6 +55,16 @@ export function isReleaseBuildTerminal(status: ReleaseBuildStatus): boolean {
   }
 }
 
+/**
+ * Beyond the seed: the signature status of an artifact's tracking image, as read when asked (not
+ * stored). `unsigned` (the image has no signature) becomes `verified` once Forge signs it; `verified`
+ * stays so for that digest. `invalid`: signatures are there and none verifies with the platform's key
+ * for this digest, or the image is not the digest the release recorded. `unavailable`: the registry
+ * could not be read (unreachable, refused, no such image, no key to verify with): nothing is known.
+ */
+export const SIGNATURE_STATUSES = ['verified', 'unsigned', 'invalid', 'unavailable'] as const;
+export type SignatureStatus = (typeof SIGNATURE_STATUSES)[number];
+
 export const DEPLOYMENT_STATUSES = ['pending', 'active', 'superseded', 'failed'] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
 

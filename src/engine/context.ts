@@ -1,6 +1,6 @@
 /** What every use case receives: the ports and the settings that shape behaviour. */
 import type { EnvironmentPolicy } from '../domain/policy.ts';
-import type { Clock, ObjectStore, Store } from './ports.ts';
+import type { Clock, ObjectStore, SignatureVerifier, Store } from './ports.ts';
 
 export interface EngineContext {
   store: Store;
@@ -19,4 +19,6 @@ export interface EngineContext {
   runChanged: (runId: string) => void;
   /** Step logs and large job results. */
   objects?: ObjectStore;
+  /** Beyond the seed: checks tracking images' signatures; without it signature reads answer service_unavailable. */
+  signatures?: SignatureVerifier;
 }

@@ -20,7 +20,7 @@ import type {
   TaskExecution,
 } from '../domain/entities.ts';
 import type { JobMessage, JobReply, WorkerType } from '../domain/jobs.ts';
-import type { ExecutionStatus, RunStatus } from '../domain/statuses.ts';
+import type { ExecutionStatus, RunStatus, SignatureStatus } from '../domain/statuses.ts';
 
 export interface Page<T> {
   rows: T[];
@@ -360,6 +360,25 @@ export interface OciStore {
   /** The repository's tags, sorted; empty for an unknown repository. */
   listTags(repo: string): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** What is known of one tracking image's signature (GET /v1/releases/…/signatures, beyond the seed). */
+export interface SignatureCheck {
+  status: SignatureStatus;
+  /** The digest of the image's signature manifest (its `sha256-<hex>.sig` tag), when one was read. */
+  signature_digest: string | null;
+  /** Why the image is not `verified`; null when it is. */
+  reason: string | null;
+}
+
+/**
+ * Checks an artifact's tracking image (`tracking_oci_uri`, pinned to `digest` when the release recorded
+ * one) against the platform's signing public key. Adapter: src/oci/signature-verifier.ts over the
+ * tracking registry, the embedded layout store or a real registry. Registry trouble is never thrown:
+ * an unreachable or refusing registry, or a missing image, is `unavailable` with the reason.
+ */
+export interface SignatureVerifier {
+  verify(trackingUri: string, digest: string | null): Promise<SignatureCheck>;
 }
 
 // ================================================================================================

@@ -4,6 +4,7 @@
  * types. Every refusal is a validation_error whose message states the rule.
  */
 import { invalid } from '../domain/errors.ts';
+import { EMBEDDED_REGISTRY, REGISTRY_ADDRESS } from '../domain/registries.ts';
 
 /** One path component: lowercase alphanumerics joined by one ".", one or two "_", or any number of "-". */
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
@@ -51,4 +52,46 @@ export function parseReference(reference: string): Reference {
     throw invalid(`invalid OCI reference ${quote(reference)}: a reference is a tag or a digest, and ${TAG_RULE}`, { reference, rule: TAG_RULE });
   }
   return { kind: 'tag', tag: reference };
+}
+
+/** A full image reference, as `docker pull` and `cosign verify` take one: host/repository[:tag][@digest]. */
+export interface ImageReference {
+  host: string;
+  repo: string;
+  tag: string | undefined;
+  digest: string | undefined;
+  /** What the store is asked for: the tag, else the digest. */
+  reference: string;
+  /** host/repo[:tag]: the image's name without the digest. */
+  name: string;
+}
+
+/** `docker://…`, `oci:/dir`, `https://…`; not `localhost:5000/…` (a port is digits, then `/`). */
+const SCHEME = /^[a-z][a-z0-9+.-]*:(?!\d+\/)/i;
+
+/**
+ * Parses `<host>[:port]/<repository>[:<tag>][@sha256:<hex>]`. A reference without a registry host
+ * (Docker's rule: the first component has a "." or ":" or is localhost), with a scheme, or naming no
+ * tag and no digest is a validation_error saying why (`details.reference`: the text).
+ */
+export function parseImageReference(text: string): ImageReference {
+  const refuse = (why: string) => invalid(why, { reference: text });
+  if (SCHEME.test(text)) throw refuse(`"${text.slice(0, text.indexOf(':') + 1)}" is a scheme, and a reference has none`);
+  const slash = text.indexOf('/');
+  const host = slash === -1 ? text : text.slice(0, slash);
+  if (slash === -1 || !REGISTRY_ADDRESS.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
+    throw refuse(`it must start with a registry host (e.g. ${EMBEDDED_REGISTRY}/ or 127.0.0.1:5000/)`);
+  }
+  const at = text.indexOf('@', slash);
+  const named = at === -1 ? text.slice(slash + 1) : text.slice(slash + 1, at);
+  const colon = named.lastIndexOf(':');
+  const repo = colon === -1 ? named : named.slice(0, colon);
+  const tag = colon === -1 ? undefined : named.slice(colon + 1);
+  const digest = at === -1 ? undefined : text.slice(at + 1);
+  const reference = tag ?? digest;
+  if (reference === undefined) throw refuse('it names no tag or digest (Forge does not assume "latest")');
+  checkRepository(repo);
+  if (tag !== undefined) checkTag(tag);
+  if (digest !== undefined) checkDigest(digest);
+  return { host, repo, tag, digest, reference, name: `${host}/${repo}${tag === undefined ? '' : `:${tag}`}` };
 }

@@ -36,11 +36,10 @@ export interface SigningKey {
   publicKeyPem: string;
 }
 
-function checkP256(key: KeyObject, what: string): void {
-  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    const actual = key.asymmetricKeyType === 'ec' ? `EC ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown curve'}` : key.asymmetricKeyType ?? 'unknown';
-    throw invalid(`${what} is a ${actual} key: image signing needs an ECDSA P-256 key (openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt)`, { keyType: actual });
-  }
+/** Undefined for an ECDSA P-256 key; else what the key is instead (`rsa`, `EC secp384r1`). */
+function notP256(key: KeyObject): string | undefined {
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return undefined;
+  return key.asymmetricKeyType === 'ec' ? `EC ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown curve'}` : key.asymmetricKeyType ?? 'unknown';
 }
 
 /** Reads a private key PEM; anything but an unencrypted ECDSA P-256 key is a validation_error naming `source`. */
@@ -55,12 +54,60 @@ export function loadSigningKey(pem: string | Buffer, source = 'the signing key')
   } catch (error) {
     throw invalid(`${source} is not a readable unencrypted private key PEM: ${(error as Error).message}`);
   }
-  checkP256(privateKey, source);
+  const actual = notP256(privateKey);
+  if (actual) {
+    throw invalid(`${source} is a ${actual} key: image signing needs an ECDSA P-256 key (openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt)`, { keyType: actual });
+  }
   return { privateKey, publicKeyPem: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString() };
 }
 
 export const SIGNING_KEY_FILE = 'signing.key';
 export const SIGNING_PUBLIC_KEY_FILE = 'signing.pub';
+
+/** The public key of a PEM public or private key; anything but ECDSA P-256 is a validation_error naming `source`. */
+function loadPublicKey(pem: string | Buffer, source: string): KeyObject {
+  let key: KeyObject;
+  try {
+    // A private key PEM gives its public half.
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw invalid(`${source} is not an unencrypted PEM public or private key: ${(error as Error).message}`);
+  }
+  const actual = notP256(key);
+  if (actual) throw invalid(`${source} is a ${actual} key; Forge signs with ECDSA P-256 keys only`, { keyType: actual });
+  return key;
+}
+
+export interface VerifyKey {
+  /** The file the key was read from. */
+  path: string;
+  publicKey: KeyObject;
+}
+
+/**
+ * The key signatures must verify with: the public half of `named.file` when a file is named, else of
+ * `<dir>/signing.pub`, else of `<dir>/signing.key`; undefined when the directory has neither. Never
+ * generates one (a key made now would verify nothing), and needs no private key when signing.pub is
+ * there. A named file that is missing, and any file that cannot be read or is not a P-256 key, is a
+ * validation_error (`named.source` says which setting named it).
+ */
+export async function findVerifyKey(named: { file: string; source: string } | undefined, dir: string): Promise<VerifyKey | undefined> {
+  const read = (path: string) => readFile(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw invalid(`cannot read the key ${path}: ${error.message}`);
+  });
+  if (named) {
+    const pem = await read(named.file);
+    if (pem === undefined) throw invalid(`${named.source}: no such file`);
+    return { path: named.file, publicKey: loadPublicKey(pem, named.source) };
+  }
+  for (const name of [SIGNING_PUBLIC_KEY_FILE, SIGNING_KEY_FILE]) {
+    const path = join(dir, name);
+    const pem = await read(path);
+    if (pem !== undefined) return { path, publicKey: loadPublicKey(pem, `the key ${path}`) };
+  }
+  return undefined;
+}
 
 const unlessItExists = (error: NodeJS.ErrnoException) => {
   if (error.code !== 'EEXIST') throw error;
@@ -160,11 +207,13 @@ function layersOf(bytes: Buffer): LayerDescriptor[] {
   return Array.isArray(parsed.layers) ? (parsed.layers as LayerDescriptor[]) : [];
 }
 
-async function existingSignatures(store: OciStore, repo: string, tag: string): Promise<LayerDescriptor[]> {
+/** The signature manifest under `tag` (its digest and layers), or undefined when there is none. */
+async function signatureManifest(store: OciStore, repo: string, tag: string): Promise<{ digest: string; layers: LayerDescriptor[] } | undefined> {
   try {
-    return layersOf((await store.getManifest(repo, tag, [MEDIA_TYPES.ociManifest])).bytes);
+    const manifest = await store.getManifest(repo, tag, [MEDIA_TYPES.ociManifest]);
+    return { digest: manifest.digest, layers: layersOf(manifest.bytes) };
   } catch (error) {
-    if (isForgeError(error) && error.code === 'not_found') return [];
+    if (isForgeError(error) && error.code === 'not_found') return undefined;
     throw error;
   }
 }
@@ -191,12 +240,12 @@ export async function signImage(store: OciStore, repo: string, digest: string, k
     const payload = signingPayload(options.dockerReference, digest, options.optional);
     const payloadDigest = sha256Digest(payload);
     const publicKey = createPublicKey(key.publicKeyPem);
-    const existing = await existingSignatures(store, repo, tag);
+    const current = await signatureManifest(store, repo, tag);
+    const existing = current?.layers ?? [];
     const mine = existing.find((layer) => layer.mediaType === SIMPLE_SIGNING_MEDIA_TYPE && layer.digest === payloadDigest
       && verifies(payload, layer.annotations?.[SIGNATURE_ANNOTATION] ?? '', publicKey));
-    if (mine) {
-      const manifest = await store.getManifest(repo, tag, [MEDIA_TYPES.ociManifest]);
-      return { digest, tag, signatureManifestDigest: manifest.digest, payloadDigest, signature: mine.annotations![SIGNATURE_ANNOTATION]!, pushed: false };
+    if (mine && current) {
+      return { digest, tag, signatureManifestDigest: current.digest, payloadDigest, signature: mine.annotations![SIGNATURE_ANNOTATION]!, pushed: false };
     }
     const signature = sign('sha256', payload, key.privateKey).toString('base64');
     const layers: ImageLayer[] = await Promise.all(existing.map(async (layer) => ({
@@ -214,31 +263,51 @@ export async function signImage(store: OciStore, repo: string, digest: string, k
   }
 }
 
+/**
+ * Why an image does not verify: there is no such image (`not_found`), it is not the digest the caller
+ * pinned (`digest_mismatch`), it has no signature layer at all (`not_signed`), or none of its
+ * signatures is a valid one of this key for this digest (`signature_mismatch`: another key, a payload
+ * for another digest, a changed payload).
+ */
+export const VERIFY_FAILURES = ['not_found', 'not_signed', 'signature_mismatch', 'digest_mismatch'] as const;
+export type VerifyFailure = (typeof VERIFY_FAILURES)[number];
+
 export type VerifyResult =
-  | { verified: true; digest: string; dockerReference: string; payload: SimpleSigningPayload }
-  | { verified: false; digest?: string; reason: string };
+  /** `signatureDigest`: of the signature manifest (the `sha256-<hex>.sig` tag) that holds the valid signature. */
+  | { verified: true; digest: string; dockerReference: string; payload: SimpleSigningPayload; signatureDigest: string }
+  | { verified: false; failure: 'not_found'; digest?: undefined; reason: string }
+  /** `digest`: of the manifest found. */
+  | { verified: false; failure: 'digest_mismatch' | 'not_signed'; digest: string; reason: string }
+  /** `signatureDigest`: of the signature manifest whose signatures do not verify. */
+  | { verified: false; failure: 'signature_mismatch'; digest: string; reason: string; signatureDigest: string };
 
 /**
  * Checks that the image `reference` (a tag or digest) in `repo` carries a signature by `publicKey`
- * whose payload names exactly this image's digest. Unverifiable images are a result with the reason
- * (no signature, a payload for another digest, a signature that does not verify); store failures
- * (network, auth) are thrown.
+ * whose payload names exactly this image's digest; with `options.digest`, the image must also be that
+ * digest (a tag that moved on is a `digest_mismatch`). Unverifiable images are a result with the
+ * failure and its reason; store failures (network, auth, corrupt content) are thrown.
  */
-export async function verifyImage(store: OciStore, repo: string, reference: string, publicKey: string | Buffer | KeyObject): Promise<VerifyResult> {
+export async function verifyImage(store: OciStore, repo: string, reference: string, publicKey: string | Buffer | KeyObject, options: { digest?: string } = {}): Promise<VerifyResult> {
   const key = typeof publicKey === 'string' || Buffer.isBuffer(publicKey) ? createPublicKey(publicKey) : publicKey;
   parseReference(reference);
   let manifest;
   try {
     manifest = await store.getManifest(repo, reference);
   } catch (error) {
-    if (isForgeError(error) && error.code === 'not_found') return { verified: false, reason: `no image ${repo}:${reference}` };
+    if (isForgeError(error) && error.code === 'not_found') return { verified: false, failure: 'not_found', reason: `no image ${repo}:${reference}` };
     throw error;
   }
   // The digest of the bytes we got, not what the registry says they are.
   const digest = sha256Digest(manifest.bytes);
+  if (options.digest !== undefined && digest !== options.digest) {
+    return { verified: false, failure: 'digest_mismatch', digest, reason: `${repo}${reference.includes(':') ? '@' : ':'}${reference} is ${digest}, not ${options.digest}` };
+  }
   const tag = signatureTag(digest);
-  const layers = (await existingSignatures(store, repo, tag)).filter((layer) => layer.mediaType === SIMPLE_SIGNING_MEDIA_TYPE);
-  if (layers.length === 0) return { verified: false, digest, reason: `${repo}@${digest} is not signed: no ${SIMPLE_SIGNING_MEDIA_TYPE} layer under ${repo}:${tag}` };
+  const signatures = await signatureManifest(store, repo, tag);
+  const layers = (signatures?.layers ?? []).filter((layer) => layer.mediaType === SIMPLE_SIGNING_MEDIA_TYPE);
+  if (!signatures || layers.length === 0) {
+    return { verified: false, failure: 'not_signed', digest, reason: `${repo}@${digest} is not signed: no ${SIMPLE_SIGNING_MEDIA_TYPE} layer under ${repo}:${tag}` };
+  }
   const reasons: string[] = [];
   for (const layer of layers) {
     const signature = layer.annotations?.[SIGNATURE_ANNOTATION];
@@ -271,8 +340,8 @@ export async function verifyImage(store: OciStore, repo: string, reference: stri
     } else if (!verifies(bytes, signature, key)) {
       reasons.push(`the signature on payload ${layer.digest} does not verify with the given public key (signed by another key, or the payload was changed)`);
     } else {
-      return { verified: true, digest, dockerReference: payload.critical.identity?.['docker-reference'] ?? '', payload };
+      return { verified: true, digest, dockerReference: payload.critical.identity?.['docker-reference'] ?? '', payload, signatureDigest: signatures.digest };
     }
   }
-  return { verified: false, digest, reason: `${repo}@${digest}: no valid signature: ${reasons.join('; ')}` };
+  return { verified: false, failure: 'signature_mismatch', digest, signatureDigest: signatures.digest, reason: `${repo}@${digest}: no valid signature: ${reasons.join('; ')}` };
 }

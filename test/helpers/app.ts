@@ -17,7 +17,7 @@ import type { EngineContext } from '../../src/engine/context.ts';
 import { startEventRelay, type EventRelay } from '../../src/engine/events.ts';
 import { createGitGitOps, type GitGitOps } from '../../src/gitops/git.gitops.ts';
 import { startDispatcher, type Dispatcher } from '../../src/engine/dispatcher.ts';
-import type { GitOpsWriter, JobConsumer, ObjectStore } from '../../src/engine/ports.ts';
+import type { GitOpsWriter, JobConsumer, ObjectStore, SignatureVerifier } from '../../src/engine/ports.ts';
 import { createMemoryJobQueue, MemoryBroker } from '../../src/queue/jobs.memory.ts';
 import { deploymentHandler } from '../../src/worker/deployment-handler.ts';
 import { EventBus } from '../../src/queue/events.memory.ts';
@@ -46,6 +46,8 @@ export async function startTestApp(test: TestStore, options: {
   deploymentWorker?: boolean;
   /** Step logs (none by default: log reads answer 503). */
   objects?: ObjectStore;
+  /** Tracking images' signatures (none by default: signature reads answer 503). */
+  signatures?: SignatureVerifier;
   /** The dashboard and GET /v1/auth/config (buildApp's `web`). */
   web?: WebOptions;
 } = {}): Promise<TestApp> {
@@ -61,6 +63,7 @@ export async function startTestApp(test: TestStore, options: {
     environments: options.environments ?? DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: options.approvalTtlMs ?? 24 * 3600_000,
     releaseRegistry: 'registry.test/releases', runTimeoutMs: 24 * 3600_000, runChanged: (id) => relayRef.dispatcher?.nudge(id),
     ...(options.objects ? { objects: options.objects } : {}),
+    ...(options.signatures ? { signatures: options.signatures } : {}),
   };
   let writer: GitOpsWriter = gitops;
   const pipeline = options.deploymentWorker === false ? undefined : await (async () => {

@@ -120,12 +120,14 @@ describeOnEachStore('signing', (current) => {
     const registry = { store: opened.store, address: opened.address };
     const unsigned = await pushReleaseImage(registry, releaseInput({ project: `p${++n}` }));
     const none = await verifyImage(opened.store, unsigned.repo, unsigned.tag, key.publicKeyPem);
-    expect(none).toEqual({ verified: false, digest: unsigned.digest, reason: expect.stringContaining(`is not signed: no ${SIMPLE_SIGNING_MEDIA_TYPE} layer under ${unsigned.repo}:${signatureTag(unsigned.digest)}`) });
+    expect(none).toEqual({ verified: false, failure: 'not_signed', digest: unsigned.digest, reason: expect.stringContaining(`is not signed: no ${SIMPLE_SIGNING_MEDIA_TYPE} layer under ${unsigned.repo}:${signatureTag(unsigned.digest)}`) });
 
     const { image } = await signedRelease();
     const wrongKey = await verifyImage(opened.store, image.repo, image.tag, other.publicKeyPem);
-    expect(wrongKey).toMatchObject({ verified: false, reason: expect.stringContaining('does not verify with the given public key') });
-    expect(await verifyImage(opened.store, image.repo, 'missing', key.publicKeyPem)).toEqual({ verified: false, reason: `no image ${image.repo}:missing` });
+    const signatureDigest = await opened.store.resolve(image.repo, signatureTag(image.digest));
+    expect(wrongKey).toMatchObject({ verified: false, failure: 'signature_mismatch', signatureDigest, reason: expect.stringContaining('does not verify with the given public key') });
+    expect(await verifyImage(opened.store, image.repo, image.tag, key.publicKeyPem)).toMatchObject({ verified: true, signatureDigest });
+    expect(await verifyImage(opened.store, image.repo, 'missing', key.publicKeyPem)).toEqual({ verified: false, failure: 'not_found', reason: `no image ${image.repo}:missing` });
   });
 
   it('fails a changed image: the tag moved to other bytes, even with the old signature copied beside it', async () => {
@@ -137,7 +139,11 @@ describeOnEachStore('signing', (current) => {
     expect(changed.tag).toBe(image.tag);
     expect(changed.digest).not.toBe(image.digest);
     const moved = await verifyImage(opened.store, image.repo, image.tag, key.publicKeyPem);
-    expect(moved).toMatchObject({ verified: false, digest: changed.digest, reason: expect.stringContaining('is not signed') });
+    expect(moved).toMatchObject({ verified: false, failure: 'not_signed', digest: changed.digest, reason: expect.stringContaining('is not signed') });
+    // Pinned to the signed digest, the moved tag is a digest mismatch.
+    expect(await verifyImage(opened.store, image.repo, image.tag, key.publicKeyPem, { digest: image.digest })).toMatchObject({
+      verified: false, failure: 'digest_mismatch', digest: changed.digest, reason: `${image.repo}:${image.tag} is ${changed.digest}, not ${image.digest}`,
+    });
 
     // copy the old image's signature manifest to the new digest's signature tag
     const oldSig = await opened.store.getManifest(image.repo, signed.tag);

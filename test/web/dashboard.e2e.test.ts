@@ -359,6 +359,9 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     expect(await olga.page.locator('tr[data-release="2"]').textContent()).toMatch(/dev/);
     expect(await row1.textContent()).toContain('main-1');
     expect(await row1.locator('.artifacts li').count()).toBeGreaterThan(0);
+    // Each artifact's tracking image: its signature verified by the server against the platform key.
+    await row1.locator('.sig.signed', { hasText: 'signature verified' }).first().waitFor();
+    expect(await row1.locator('.sig:not(.signed)').count()).toBe(0);
     await screenshot(olga.page, '14-releases');
     await bob.context.close();
     await olga.context.close();

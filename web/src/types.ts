@@ -1,9 +1,9 @@
 /** The /v1 shapes the dashboard reads (src/api/schemas.ts is the source; statuses come from the domain). */
 import type {
-  AliasType, ApprovalStatus, ArtifactType, DeploymentStatus, ExecutionStatus, ReleaseBuildStatus, RunStatus, TriggerType,
+  AliasType, ApprovalStatus, ArtifactType, DeploymentStatus, ExecutionStatus, ReleaseBuildStatus, RunStatus, SignatureStatus, TriggerType,
 } from '../../src/domain/statuses.ts';
 
-export type { ApprovalStatus, DeploymentStatus, ExecutionStatus, ReleaseBuildStatus, RunStatus };
+export type { ApprovalStatus, DeploymentStatus, ExecutionStatus, ReleaseBuildStatus, RunStatus, SignatureStatus };
 
 export interface Page { total: number; limit: number; offset: number }
 
@@ -42,7 +42,6 @@ export interface Artifact {
   id: string; artifact_name: string; artifact_type: ArtifactType; tracking_oci_uri: string; tracking_oci_digest: string | null;
   primary_published_uri: string; created_at: string;
 }
-export type SignatureStatus = 'verified' | 'unsigned' | 'invalid' | 'unavailable';
 export interface ReleaseSignatures {
   release_id: string; release_number: number;
   signatures: { artifact_id: string; artifact_name: string; tracking_oci_uri: string; tracking_oci_digest: string | null; status: SignatureStatus; signature_digest: string | null; reason: string | null }[];

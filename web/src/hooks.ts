@@ -54,21 +54,39 @@ export function useNow(ms = 1000, active = true): number {
   return now;
 }
 
-/** Live events from GET /v1/events, filtered by type; `connected` says whether the stream is up. */
-export function useEvents(types: string[], onEvent: (event: ForgeEvent) => void): boolean {
+/**
+ * Live events from GET /v1/events, filtered by type; returns whether the stream is up. The server
+ * keeps no event ids to resume from, so `onReconnect` runs when the stream comes back after a drop:
+ * the page reloads what it shows, since events may have been missed meanwhile.
+ */
+export function useEvents(types: string[], onEvent: (event: ForgeEvent) => void, onReconnect?: () => void): boolean {
   const [connected, setConnected] = useState(false);
   const handler = useRef(onEvent);
   handler.current = onEvent;
+  const reconnected = useRef(onReconnect);
+  reconnected.current = onReconnect;
   const key = types.join(',');
-  useEffect(() => subscribe(`/v1/events?types=${encodeURIComponent(key)}`, (message) => {
-    try {
-      handler.current(JSON.parse(message.data) as ForgeEvent);
-    } catch {
-      // a heartbeat or a malformed event: nothing to do
-    }
-  }, setConnected), [key]);
+  useEffect(() => {
+    let wasUp = false;
+    let dropped = false;
+    return subscribe(`/v1/events?types=${encodeURIComponent(key)}`, (message) => {
+      try {
+        handler.current(JSON.parse(message.data) as ForgeEvent);
+      } catch {
+        // a heartbeat or a malformed event: nothing to do
+      }
+    }, (up) => {
+      setConnected(up);
+      if (up && dropped) reconnected.current?.();
+      if (!up && wasUp) dropped = true;
+      if (up) { wasUp = true; dropped = false; }
+    });
+  }, [key]);
   return connected;
 }
+
+/** Retry a failed first load every 5 s (a page whose data came once keeps it while live events update it). */
+export const RETRY_UNTIL_LOADED = { pollMs: 5000, poll: (data: unknown) => data === undefined } as const;
 
 export const MeContext = createContext<Me | undefined>(undefined);
 export function useMe(): Me {

@@ -3,13 +3,13 @@
  * Selecting a cell opens the target: its policy, approvals, history, and the approve / revoke /
  * deploy / rollback actions the user's permissions allow (a refusal is shown with its reasons).
  */
-import { useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { api, ApiError, enc, query, repoPath } from '../api.ts';
 import { ErrorBanner } from '../components/ErrorBanner.tsx';
 import { StatusBadge } from '../components/Status.tsx';
 import { formatTime, relativeTime, shortSha } from '../format.ts';
-import { useApi, useCan, useEvents, useMe, useNow, useTitle } from '../hooks.ts';
+import { RETRY_UNTIL_LOADED, useApi, useCan, useEvents, useMe, useNow, useTitle } from '../hooks.ts';
 import type { ActiveDeployment, Approval, Deployment, EnvironmentPolicy, ProjectSummary, ReleaseList, RollbackTarget } from '../types.ts';
 
 const EVENTS = ['deployment.created', 'deployment.activated', 'deployment.failed', 'approval.created', 'approval.revoked', 'release.created'];
@@ -18,10 +18,12 @@ export function EnvironmentsPage() {
   useTitle('Environments');
   const search = new URLSearchParams(useSearch());
   const [, navigate] = useLocation();
-  const environments = useApi<{ environments: EnvironmentPolicy[] }>('/v1/environments');
-  const projects = useApi<{ projects: ProjectSummary[] }>('/v1/projects');
+  const environments = useApi<{ environments: EnvironmentPolicy[] }>('/v1/environments', RETRY_UNTIL_LOADED);
+  const projects = useApi<{ projects: ProjectSummary[] }>('/v1/projects', RETRY_UNTIL_LOADED);
   const [changes, setChanges] = useState(0);
-  const live = useEvents(EVENTS, () => { projects.reload(); setChanges((n) => n + 1); });
+  const reloadProjects = projects.reload;
+  const changed = useCallback(() => { reloadProjects(); setChanges((n) => n + 1); }, [reloadProjects]);
+  const live = useEvents(EVENTS, changed, changed);
   const now = useNow(30_000);
   const envs = environments.data?.environments ?? [];
   const selected = { repository: search.get('repository') ?? '', project: search.get('project') ?? '', environment: search.get('environment') ?? '' };
@@ -77,7 +79,11 @@ export function EnvironmentsPage() {
       </div>
       {policy && summary && (
         <TargetPanel key={`${selected.repository}/${selected.project}/${selected.environment}`} policy={policy} summary={summary} changes={changes}
-          onChanged={() => { projects.reload(); setChanges((n) => n + 1); }} onClose={() => navigate('/environments')} />
+          onChanged={changed} onClose={() => {
+            navigate('/environments');
+            // Focus goes back to the cell the panel was opened from.
+            requestAnimationFrame(() => document.querySelector<HTMLElement>(`.matrix a[aria-label^="${CSS.escape(`${selected.project} in ${selected.environment}:`)}"]`)?.focus());
+          }} />
       )}
     </>
   );
@@ -108,6 +114,9 @@ function TargetPanel({ policy, summary, changes, onChanged, onClose }: { policy:
   const approvals = useApi<{ approvals: Approval[] }>(chosen && policy.requires_approval ? `/v1/approvals/${enc(chosen)}/${enc(env)}` : undefined);
   const rollback = useApi<RollbackTarget>(active ? `/v1/deployments/${target}/rollback-target` : undefined);
   const [outcome, setOutcome] = useState<Outcome>();
+  // The pressed button may go away (revoke, deploy): focus moves to what happened.
+  const notice = useRef<HTMLParagraphElement>(null);
+  useEffect(() => { if (outcome?.kind === 'ok') notice.current?.focus(); }, [outcome]);
   const [busy, setBusy] = useState<string | undefined>();
   const [pending, setPending] = useState<string | undefined>();
   const now = useNow(30_000);
@@ -116,8 +125,11 @@ function TargetPanel({ policy, summary, changes, onChanged, onClose }: { policy:
   const canRevoke = useCan('approvals:revoke');
   const canOverride = useCan('deployments:override-freeze');
 
+  // Reload on a change seen after the panel opened (not on mount: its first loads are on their way).
+  const seenChanges = useRef(changes);
   useEffect(() => {
-    if (changes === 0) return;
+    if (changes === seenChanges.current) return;
+    seenChanges.current = changes;
     history.reload(); approvals.reload(); rollback.reload(); releases.reload();
   }, [changes]);
 
@@ -201,7 +213,7 @@ function TargetPanel({ policy, summary, changes, onChanged, onClose }: { policy:
         {policy.frozen && <strong className="frozen"> Frozen{policy.freeze_reason ? `: ${policy.freeze_reason}` : ''}.</strong>}
       </p>
       <div aria-live="polite">
-        {outcome?.kind === 'ok' && <p className="notice" role="status">{outcome.message}</p>}
+        {outcome?.kind === 'ok' && <p className="notice" role="status" ref={notice} tabIndex={-1}>{outcome.message}</p>}
       </div>
       {outcome?.kind === 'error' && <ErrorBanner error={outcome.error} title={outcome.title} />}
 
@@ -213,7 +225,7 @@ function TargetPanel({ policy, summary, changes, onChanged, onClose }: { policy:
               {active.approved_by.length > 0 && <>, approved by {active.approved_by.join(', ')}</>}
               {active.gitops_commit_sha && <> · commit <span className="mono">{shortSha(active.gitops_commit_sha)}</span></>}.</p>
           ) : <p className="muted">Nothing is deployed here yet.</p>}
-          {active && rollback.data && (
+          {active && rollback.data && !rollback.error && rollback.data.current.release_id === active.release_id && (
             <p>
               {canDeploy ? (
                 <button type="button" disabled={busy !== undefined || pending !== undefined}
@@ -223,7 +235,12 @@ function TargetPanel({ policy, summary, changes, onChanged, onClose }: { policy:
               ) : <span className="muted">Rolling back needs {env === 'dev' ? 'deployments:create:dev' : 'deployments:create:any'} (your roles: {me.roles.join(', ') || 'none'}).</span>}
             </p>
           )}
-          {active && rollback.error?.status === 404 && <p className="muted small">No earlier release was active here: nothing to roll back to.</p>}
+          {active && rollback.data && !rollback.error && rollback.data.current.release_id === active.release_id && policy.requires_approval && rollback.data.release_id !== chosen && (
+            <p className="small">A rollback needs approvals of #{rollback.data.release_number} too.{' '}
+              <button type="button" className="link-button" onClick={() => setReleaseId(rollback.data?.release_id)}>Show its approvals</button></p>
+          )}
+          {active && rollback.error?.status === 409 && <p className="muted small">No earlier release was active here: nothing to roll back to.</p>}
+          {active && rollback.error && rollback.error.status !== 409 && <ErrorBanner error={rollback.error} title="Rollback target unknown" />}
         </section>
 
         <section aria-labelledby="deploy-title">

@@ -30,7 +30,9 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
   const [error, setError] = useState<ApiError | undefined>();
   const chunks = useRef(new Map<number, Chunk>());
   const loading = useRef(new Set<number>());
-  const [, bump] = useReducer((n: number) => n + 1, 0);
+  const [version, bump] = useReducer((n: number) => n + 1, 0);
+  /** The chunks in view (first, last): never evicted. */
+  const inView = useRef<[number, number]>([0, 0]);
   const viewport = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [height, setHeight] = useState(480);
@@ -49,13 +51,8 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
       try {
         const next = await api<LogIndex>(`${base}/index`);
         if (stopped) return;
-        setIndex((previous) => {
-          if (previous && previous.size !== next.size) {
-            // The last chunk grew: drop it so it is read again.
-            for (const [k, chunk] of chunks.current) if (chunk.endByte >= previous.size) chunks.current.delete(k);
-          }
-          return next;
-        });
+        // A chunk read against an older index is re-read (loadChunk compares its end with the index's).
+        setIndex(next);
         setError(undefined);
         if (!next.complete) timer = setTimeout(load, POLL_MS);
       } catch (e) {
@@ -72,10 +69,11 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
   const every = index?.every ?? 1000;
 
   const loadChunk = useCallback(async (k: number, idx: LogIndex) => {
-    if (loading.current.has(k) || chunks.current.has(k)) return;
     const start = idx.checkpoints[k];
     if (start === undefined) return;
     const end = idx.checkpoints[k + 1] ?? idx.size;
+    // Loaded and current (a growing log's last chunk ends where the index now ends), or on its way.
+    if (loading.current.has(k) || chunks.current.get(k)?.endByte === end) return;
     loading.current.add(k);
     try {
       let text = '';
@@ -89,10 +87,14 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
       const chunkLines = text.split('\n');
       if (text.endsWith('\n')) chunkLines.pop();
       chunks.current.set(k, { lines: chunkLines, endByte: end });
-      // Bounded memory: forget the chunks furthest from this one.
-      if (chunks.current.size > MAX_CHUNKS) {
-        const far = [...chunks.current.keys()].sort((a, b) => Math.abs(b - k) - Math.abs(a - k))[0];
-        if (far !== undefined) chunks.current.delete(far);
+      // Bounded memory: forget the chunks furthest from the view, never those in it or the last one.
+      const lastChunk = Math.max(0, idx.checkpoints.length - 1);
+      const [from, to] = inView.current;
+      const distance = (c: number) => (c < from ? from - c : c > to ? c - to : 0);
+      while (chunks.current.size > MAX_CHUNKS) {
+        const far = [...chunks.current.keys()].filter((c) => distance(c) > 0 && c !== lastChunk).sort((a, b) => distance(b) - distance(a))[0];
+        if (far === undefined) break;
+        chunks.current.delete(far);
       }
       bump();
     } catch (e) {
@@ -142,11 +144,15 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
   const last = Math.min(lines, Math.ceil((scrollTop + height) / LINE_HEIGHT) + OVERSCAN);
 
   // Fetch the chunks in view, and the last one (for the final marker) once the log is complete.
+  // `version` re-runs this when a load finishes, so a chunk that came back stale is asked for again.
   useEffect(() => {
     if (!index || lines === 0) return;
-    for (let k = Math.floor(first / every); k <= Math.floor(Math.max(first, last - 1) / every); k++) void loadChunk(k, index);
+    const from = Math.floor(first / every);
+    const to = Math.floor(Math.max(first, last - 1) / every);
+    inView.current = [from, to];
+    for (let k = from; k <= to; k++) void loadChunk(k, index);
     if (index.complete) void loadChunk(Math.floor((lines - 1) / every), index);
-  }, [index, first, last, lines, every, loadChunk]);
+  }, [index, first, last, lines, every, loadChunk, version]);
 
   const onScroll = () => {
     const el = viewport.current;
@@ -222,11 +228,11 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
           <label htmlFor={`log-search-${stepId}`} className="visually-hidden">Search this log</label>
           <input id={`log-search-${stepId}`} name="q" type="search" placeholder="Search this log" maxLength={200} defaultValue={search.query} />
           <button type="submit" disabled={search.busy}>{search.busy ? 'Searching…' : 'Search'}</button>
+          <span role="status" className="match-count">
+            {search.result ? (matches.length === 0 ? 'no matches' : `${search.current + 1} of ${matches.length}${search.result.truncated ? '+' : ''} matches`) : ''}
+          </span>
           {search.result && (
             <>
-              <span role="status" className="match-count">
-                {matches.length === 0 ? 'no matches' : `${search.current + 1} of ${matches.length}${search.result.truncated ? '+' : ''} matches`}
-              </span>
               <button type="button" onClick={() => step(-1)} disabled={matches.length === 0} aria-label="Previous match">↑</button>
               <button type="button" onClick={() => step(1)} disabled={matches.length === 0} aria-label="Next match">↓</button>
             </>
@@ -241,7 +247,7 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
           )}
         </div>
       </div>
-      <ErrorBanner error={search.error ?? error} />
+      {/* Appears once, when the step has ended; errors go below the log so polling blips do not move it. */}
       {marker && (
         <p className={`log-final ${runStatus === 'cancelled' || marker.startsWith('--- step stopped') ? 'stopped' : 'failed'}`} role="note">
           <strong>{marker.startsWith('--- step stopped') ? 'Stopped' : 'Failed'}:</strong> {marker.replace(/^--- step /, '')}{' '}
@@ -254,6 +260,7 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
         </div>
         {index && lines === 0 && <p className="log-empty">{index.complete ? 'This step wrote no output.' : stepStatus === 'pending' ? 'Waiting for the step to start…' : 'Waiting for output…'}</p>}
       </div>
+      <ErrorBanner error={search.error ?? error} title={error && !search.error ? 'Log not updating; retrying' : undefined} />
       {search.result && matches.length > 0 && (
         <details className="match-list">
           <summary>All matches ({matches.length}{search.result.truncated ? ', first 1,000 shown' : ''})</summary>

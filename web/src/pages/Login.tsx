@@ -10,6 +10,7 @@ export function LoginPage({ reason, returnTo, onSignedIn }: { reason?: string; r
   const [configError, setConfigError] = useState<string | undefined>();
   const [token, setToken] = useState('');
   const [problem, setProblem] = useState<string | undefined>();
+  const [ssoProblem, setSsoProblem] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
@@ -30,10 +31,11 @@ export function LoginPage({ reason, returnTo, onSignedIn }: { reason?: string; r
   const oidc = async () => {
     if (!config) return;
     setBusy(true);
+    setSsoProblem(undefined);
     try {
-      await beginOidcLogin(config, returnTo === '/login' ? '/' : returnTo);
+      await beginOidcLogin(config, returnTo.startsWith('/login') ? '/' : returnTo);
     } catch (error) {
-      setProblem((error as Error).message);
+      setSsoProblem(`Single sign-on could not start: ${(error as Error).message}`);
       setBusy(false);
     }
   };
@@ -48,6 +50,7 @@ export function LoginPage({ reason, returnTo, onSignedIn }: { reason?: string; r
           <h2 id="sso">Single sign-on</h2>
           <p>Sign in at <code>{config.issuer}</code>.</p>
           <button type="button" className="primary" onClick={() => void oidc()} disabled={busy}>{busy ? 'Redirecting…' : 'Sign in with SSO'}</button>
+          {ssoProblem && <p className="field-error" role="alert">{ssoProblem}</p>}
         </section>
       )}
       <section aria-labelledby="paste">

@@ -4,7 +4,7 @@ import { enc, query, repoPath } from '../api.ts';
 import { ErrorBanner } from '../components/ErrorBanner.tsx';
 import { ProjectPicker } from '../components/ProjectPicker.tsx';
 import { formatTime, relativeTime, shortDigest, shortSha } from '../format.ts';
-import { useApi, useEvents, useNow, useTitle } from '../hooks.ts';
+import { RETRY_UNTIL_LOADED, useApi, useEvents, useNow, useTitle } from '../hooks.ts';
 import { assertNever } from '../../../src/lib/assert-never.ts';
 import type { Artifact, ProjectSummary, Release, ReleaseList, ReleaseSignatures } from '../types.ts';
 
@@ -43,14 +43,15 @@ function Artifacts({ release, repository, project }: { release: Release; reposit
 export function ReleasesPage() {
   const search = new URLSearchParams(useSearch());
   const [, navigate] = useLocation();
-  const projects = useApi<{ projects: ProjectSummary[] }>('/v1/projects');
+  const projects = useApi<{ projects: ProjectSummary[] }>('/v1/projects', RETRY_UNTIL_LOADED);
   const first = projects.data?.projects[0];
   const repository = search.get('repository') ?? first?.repository ?? '';
   const project = search.get('project') ?? first?.project ?? '';
   const offset = Number(search.get('offset') ?? 0) || 0;
   useTitle(project ? `Releases of ${project}` : 'Releases');
-  const releases = useApi<ReleaseList>(repository && project ? `/v1/releases/${repoPath(repository)}/${enc(project)}${query({ limit: PAGE, offset })}` : undefined);
-  useEvents(['release.created', 'deployment.activated'], () => { releases.reload(); projects.reload(); });
+  const releases = useApi<ReleaseList>(repository && project ? `/v1/releases/${repoPath(repository)}/${enc(project)}${query({ limit: PAGE, offset })}` : undefined, RETRY_UNTIL_LOADED);
+  const reloadAll = () => { releases.reload(); projects.reload(); };
+  useEvents(['release.created', 'deployment.activated'], reloadAll, reloadAll);
   const now = useNow(30_000);
   const summary = projects.data?.projects.find((p) => p.repository === repository && p.project === project);
   const deployedIn = (releaseId: string) => summary?.deployments.filter((d) => d.release_id === releaseId) ?? [];

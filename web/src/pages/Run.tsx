@@ -2,7 +2,7 @@
  * One run: its phase groups → phases → tasks (one per project) → steps, live while it runs, with
  * the failing step marked, cancel / retry-failed when permitted, and the selected step's log.
  */
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { Link } from 'wouter';
 import { api, ApiError, enc } from '../api.ts';
 import { ErrorBanner } from '../components/ErrorBanner.tsx';
@@ -41,6 +41,9 @@ export function RunPage({ runId, stepId }: { runId: string; stepId?: string }) {
   const canCancel = useCan('runs:cancel');
   const canRetry = useCan('runs:create');
   const [action, setAction] = useState<{ busy?: string; error?: ApiError; done?: string }>({});
+  // The button pressed goes away once the run changes: focus moves to what the action says.
+  const notice = useRef<HTMLParagraphElement>(null);
+  useEffect(() => { if (action.done) notice.current?.focus(); }, [action.done]);
   const act = async (name: string, call: () => Promise<unknown>, done: string) => {
     setAction({ busy: name });
     try {
@@ -76,7 +79,7 @@ export function RunPage({ runId, stepId }: { runId: string; stepId?: string }) {
               {action.busy === 'cancel' ? 'Cancelling…' : 'Cancel run'}
             </button>
           )}
-          {data.status === 'failed' && canRetry && (
+          {(data.status === 'failed' || data.status === 'cancelled') && canRetry && (
             <button type="button" disabled={action.busy !== undefined}
               onClick={() => void act('retry', () => api(`/v1/runs/${enc(runId)}/retry`, { method: 'POST' }), 'Failed tasks queued again.')}>
               {action.busy === 'retry' ? 'Retrying…' : 'Retry failed tasks'}
@@ -91,9 +94,10 @@ export function RunPage({ runId, stepId }: { runId: string; stepId?: string }) {
         <div><dt>Attempt</dt><dd>{data.attempt}</dd></div>
       </dl>
       <div aria-live="polite" className="action-status">
-        {action.done && <p className="notice">{action.done}</p>}
+        {action.done && <p className="notice" ref={notice} tabIndex={-1}>{action.done}</p>}
       </div>
       <ErrorBanner error={action.error} />
+      {run.error && <ErrorBanner error={run.error} title="Live updates failed; retrying" />}
       {data.error_message && <p className="error-banner" role="alert"><strong>Run failed:</strong> {data.error_message} {data.error_code && <span className="error-code">({data.error_code})</span>}</p>}
       {(failing || failingTask) && data.status !== 'success' && (
         <p className="failing-summary">

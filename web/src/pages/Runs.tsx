@@ -1,5 +1,5 @@
 /** Runs: newest first, filtered by repository / branch / status, live from the event stream. */
-import { useRef, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { query } from '../api.ts';
 import { ErrorBanner } from '../components/ErrorBanner.tsx';
@@ -29,11 +29,12 @@ export function RunsPage() {
   const anyRunning = runs.data?.runs.some((r) => r.status === 'running' || r.status === 'pending') ?? false;
   const now = useNow(1000, anyRunning);
 
+  // The fields follow the URL (back/forward, Clear) and keep focus when the form is submitted.
+  const [fields, setFields] = useState({ repository, branch, status });
+  useEffect(() => setFields({ repository, branch, status }), [repository, branch, status]);
   const filter = (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault();
-    const form = new FormData(event.currentTarget);
-    const next = query({ repository: String(form.get('repository') ?? '').trim(), branch: String(form.get('branch') ?? '').trim(), status: String(form.get('status') ?? '') });
-    navigate(`/runs${next}`);
+    navigate(`/runs${query({ repository: fields.repository.trim(), branch: fields.branch.trim(), status: fields.status })}`);
   };
   const page = (to: number) => navigate(`/runs${query({ repository, branch, status, offset: to || undefined })}`);
   const total = runs.data?.total ?? 0;
@@ -44,11 +45,11 @@ export function RunsPage() {
         <h1>Runs</h1>
         <span className={live ? 'live on' : 'live'} role="status" aria-live="polite">{live ? 'Live' : 'Reconnecting…'}</span>
       </div>
-      <form className="filters" onSubmit={filter} aria-label="Filter runs" key={path}>
-        <label>Repository <input name="repository" defaultValue={repository} placeholder="owner/name" /></label>
-        <label>Branch <input name="branch" defaultValue={branch} placeholder="main" /></label>
+      <form className="filters" onSubmit={filter} aria-label="Filter runs">
+        <label>Repository <input name="repository" value={fields.repository} onChange={(e) => setFields({ ...fields, repository: e.target.value })} placeholder="owner/name" /></label>
+        <label>Branch <input name="branch" value={fields.branch} onChange={(e) => setFields({ ...fields, branch: e.target.value })} placeholder="main" /></label>
         <label>Status
-          <select name="status" defaultValue={status}>
+          <select name="status" value={fields.status} onChange={(e) => setFields({ ...fields, status: e.target.value })}>
             <option value="">any</option>
             {RUN_STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
           </select>

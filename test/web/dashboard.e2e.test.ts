@@ -247,7 +247,7 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     const runId = created.body.id;
     const { context, page } = await signIn('olga', `/runs/${runId}`);
     // Follow the step while it runs: its log says "started", live.
-    const stepLink = page.getByRole('link', { name: /Step slow-step of slow test: running/ });
+    const stepLink = page.getByRole('link', { name: /slow › test, running: step slow-step/ });
     await stepLink.waitFor({ timeout: 60_000 });
     await stepLink.click();
     await page.locator('.log-line .line-text', { hasText: 'started' }).waitFor({ timeout: 20_000 });
@@ -275,7 +275,7 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     await eventually(() => api<{ releases: { release_number: number }[] }>('GET', '/v1/releases/forge-examples/monorepo/api'),
       (r) => r.body.releases.some((x) => x.release_number === 2), 60_000);
 
-    const cell = (page: Page) => page.getByRole('link', { name: /^api in production:/ });
+    const cell = (page: Page) => page.locator('.matrix a[data-cell="forge-examples/monorepo/api@production"]');
     const selectRelease = async (page: Page, n: number) => {
       const value = await page.locator('#release-select option').filter({ hasText: new RegExp(`^#${n} `) }).getAttribute('value');
       await page.getByLabel('Release', { exact: true }).selectOption(value!);
@@ -296,7 +296,7 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     await cell(olga.page).click();
     await olga.page.getByRole('heading', { name: /api in production/ }).waitFor();
     // dev has release 2 (auto-deploy); production has nothing yet.
-    await expect.poll(() => olga.page.getByRole('link', { name: /^api in dev:/ }).getAttribute('aria-label')).toBe('api in dev: release 2');
+    await expect.poll(() => olga.page.locator('.matrix a[data-cell="forge-examples/monorepo/api@dev"]').getAttribute('data-release')).toBe('2');
     // Deploying release 1 without an approval: refused, and the page says why.
     await selectRelease(olga.page, 1);
     await olga.page.getByRole('button', { name: 'Deploy #1 to production' }).click();
@@ -321,7 +321,7 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     await selectRelease(olga.page, 1);
     await olga.page.getByRole('button', { name: 'Deploy #1 to production' }).click();
     await olga.page.getByRole('status').filter({ hasText: 'Release #1 is active in production' }).waitFor({ timeout: 30_000 });
-    await expect.poll(() => cell(olga.page).getAttribute('aria-label')).toBe('api in production: release 1');
+    await expect.poll(() => cell(olga.page).getAttribute('data-release')).toBe('1');
     await expect.poll(() => cell(olga.page).textContent()).toMatch(/#1.*by olga.*approved: bob/);
     await screenshot(olga.page, '12-deployed-1');
 
@@ -333,15 +333,15 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     await selectRelease(olga.page, 2);
     await olga.page.getByRole('button', { name: 'Deploy #2 to production' }).click();
     await olga.page.getByRole('status').filter({ hasText: 'Release #2 is active in production' }).waitFor({ timeout: 30_000 });
-    await expect.poll(() => cell(olga.page).getAttribute('aria-label')).toBe('api in production: release 2');
+    await expect.poll(() => cell(olga.page).getAttribute('data-release')).toBe('2');
     // bob's page saw it too, without a reload.
-    await expect.poll(() => cell(bob.page).getAttribute('aria-label'), { timeout: 20_000 }).toBe('api in production: release 2');
+    await expect.poll(() => cell(bob.page).getAttribute('data-release'), { timeout: 20_000 }).toBe('2');
 
     // Roll back: a confirmation, then release 1 is active again, recorded as a rollback.
     olga.page.once('dialog', (dialog) => void dialog.accept());
     await olga.page.getByRole('button', { name: 'Roll back to #1' }).click();
     await olga.page.getByRole('status').filter({ hasText: 'Release #1 is active in production' }).waitFor({ timeout: 30_000 });
-    await expect.poll(() => cell(olga.page).getAttribute('aria-label')).toBe('api in production: release 1');
+    await expect.poll(() => cell(olga.page).getAttribute('data-release')).toBe('1');
     await expect.poll(() => cell(olga.page).textContent()).toContain('rollback');
     await expect.poll(() => olga.page.locator('.history-table tbody tr').count()).toBe(3);
     expect(await olga.page.locator('.history-table tbody tr').first().textContent()).toMatch(/#1.*rollback.*active.*olga/);

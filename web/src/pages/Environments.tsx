@@ -64,9 +64,10 @@ export function EnvironmentsPage() {
                   return (
                     <td key={env.name} className={isSelected ? 'cell selected' : 'cell'}>
                       <Link href={`/environments${query({ repository: p.repository, project: p.project, environment: env.name })}`}
-                        aria-label={`${p.project} in ${env.name}: ${active ? `release ${active.release_number}` : 'nothing deployed'}`}
+                        data-cell={`${p.repository}/${p.project}@${env.name}`} data-release={active?.release_number ?? ''}
                         aria-current={isSelected ? 'true' : undefined}>
-                        {active ? <CellSummary active={active} now={now} /> : <span className="muted">—</span>}
+                        <span className="visually-hidden">{p.project} in {env.name}: </span>
+                        {active ? <CellSummary active={active} now={now} /> : <span className="muted">—<span className="visually-hidden">nothing deployed</span></span>}
                       </Link>
                     </td>
                   );
@@ -82,7 +83,7 @@ export function EnvironmentsPage() {
           onChanged={changed} onClose={() => {
             navigate('/environments');
             // Focus goes back to the cell the panel was opened from.
-            requestAnimationFrame(() => document.querySelector<HTMLElement>(`.matrix a[aria-label^="${CSS.escape(`${selected.project} in ${selected.environment}:`)}"]`)?.focus());
+            requestAnimationFrame(() => document.querySelector<HTMLElement>(`.matrix a[data-cell="${CSS.escape(`${selected.repository}/${selected.project}@${selected.environment}`)}"]`)?.focus());
           }} />
       )}
     </>

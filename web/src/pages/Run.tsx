@@ -130,8 +130,9 @@ export function RunPage({ runId, stepId }: { runId: string; stepId?: string }) {
                           const isFailing = step.status === 'failed';
                           return (
                             <li key={step.id} className={`step step-${step.status}${isFailing ? ' failing' : ''}${isSelected ? ' selected' : ''}`}>
-                              <Link href={`/runs/${runId}/steps/${step.id}`} aria-current={isSelected ? 'true' : undefined}
-                                aria-label={`Step ${step.step_name} of ${task.project_name} ${phase.name}: ${step.status}${isFailing ? ' (failing step)' : ''}`}>
+                              <Link href={`/runs/${runId}/steps/${step.id}`} aria-current={isSelected ? 'true' : undefined} data-step={step.step_name}>
+                                {/* The name a screen reader hears starts with the context; the visible text follows it. */}
+                                <span className="visually-hidden">{task.project_name} › {phase.name}, {step.status}{isFailing ? ', failing step' : ''}: step </span>
                                 <StatusBadge status={step.status} label={step.step_name} />
                                 <span className="num muted">{elapsed(step.started_at, step.completed_at, now)}</span>
                               </Link>

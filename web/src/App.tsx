@@ -35,7 +35,11 @@ export function App() {
       loadAuthConfig().then(completeOidcLogin).then((next) => {
         navigate(next, { replace: true });
         return loadMe();
-      }).catch((error: unknown) => setSession({ state: 'signed-out', reason: `Sign-in failed: ${(error as Error).message}` }));
+      }).catch((error: unknown) => {
+        // Off the callback: its code and state are spent, and signing in again must not return here.
+        navigate('/login', { replace: true });
+        setSession({ state: 'signed-out', reason: `Sign-in failed: ${(error as Error).message}. Nothing was stored; sign in again.` });
+      });
       return;
     }
     void loadMe();

@@ -70,26 +70,64 @@ export function loadAuthConfig(): Promise<AuthConfig> {
   return authConfig;
 }
 
-async function authorizationServer(config: AuthConfig): Promise<OAuth.AuthorizationServer> {
-  if (!config.issuer) throw new Error('the server names no OIDC issuer');
-  const oauth = await oauthLib();
-  const issuer = new URL(config.issuer);
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer));
+/** What every oauth4webapi call needs: the library, the issuer's metadata, the client, HTTP options. */
+interface Oidc {
+  oauth: typeof OAuth;
+  as: OAuth.AuthorizationServer;
+  client: OAuth.Client;
+  /**
+   * oauth4webapi refuses plain-http endpoints unless told otherwise. The server accepts an http
+   * issuer (a Keycloak on the operator's own machine or network) and fetches its keys over http
+   * itself, so the dashboard follows the same choice, for that issuer only (decision 88).
+   */
+  http: { [OAuth.allowInsecureRequests]?: boolean };
+}
+
+let discovered: { issuer: string; oidc: Promise<Oidc> } | undefined;
+/** The issuer's discovery document, fetched once per page load (again after a failure). */
+function oidcFor(config: AuthConfig): Promise<Oidc> {
+  const { issuer, client_id: clientId } = config;
+  if (!issuer) return Promise.reject(new Error('the server names no OIDC issuer'));
+  if (!clientId) return Promise.reject(new Error('the server has no dashboard client id (FORGE_UI_CLIENT_ID)'));
+  if (discovered?.issuer !== issuer) {
+    const oidc = (async (): Promise<Oidc> => {
+      const oauth = await oauthLib();
+      const url = new URL(issuer);
+      const http = { [oauth.allowInsecureRequests]: url.protocol === 'http:' };
+      const as = await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, http));
+      return { oauth, as, client: { client_id: clientId }, http };
+    })();
+    oidc.catch(() => { if (discovered?.oidc === oidc) discovered = undefined; });
+    discovered = { issuer, oidc };
+  }
+  return discovered.oidc;
+}
+
+/** What went wrong, in words for the login page; nothing about it is stored. */
+function signInProblem(oauth: typeof OAuth, error: unknown): string {
+  if (error instanceof oauth.AuthorizationResponseError) {
+    return `the issuer refused the sign-in: ${error.error_description ?? error.error}`;
+  }
+  if (error instanceof oauth.ResponseBodyError) {
+    return `the issuer refused to hand out tokens: ${error.error_description ?? error.error}`;
+  }
+  if (error instanceof oauth.OperationProcessingError && /"state"/.test(error.message)) {
+    return 'the answer from the sign-in page does not belong to the sign-in this tab started (its state does not match), so it was not used';
+  }
+  return (error as Error).message;
 }
 
 const redirectUri = () => `${location.origin}${CALLBACK_PATH}`;
 
 /** Leaves for the issuer's login page; `returnTo` is where the callback lands afterwards. */
 export async function beginOidcLogin(config: AuthConfig, returnTo: string): Promise<void> {
-  if (!config.client_id) throw new Error('the server has no dashboard client id (FORGE_UI_CLIENT_ID)');
-  const oauth = await oauthLib();
-  const as = await authorizationServer(config);
+  const { oauth, as, client } = await oidcFor(config);
   if (!as.authorization_endpoint) throw new Error('the issuer has no authorization endpoint');
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
   sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state, returnTo }));
   const url = new URL(as.authorization_endpoint);
-  url.searchParams.set('client_id', config.client_id);
+  url.searchParams.set('client_id', client.client_id);
   url.searchParams.set('redirect_uri', redirectUri());
   url.searchParams.set('response_type', 'code');
   url.searchParams.set('scope', config.scopes);
@@ -106,44 +144,68 @@ export const isOidcCallback = () => location.pathname === CALLBACK_PATH;
 export async function completeOidcLogin(config: AuthConfig): Promise<string> {
   const saved = sessionStorage.getItem(PKCE_KEY);
   sessionStorage.removeItem(PKCE_KEY);
-  if (!saved || !config.client_id) throw new Error('no login was started from this tab; sign in again');
+  if (!saved) throw new Error('this tab has no sign-in in progress (it was finished or never started here)');
   const { verifier, state, returnTo } = JSON.parse(saved) as { verifier: string; state: string; returnTo: string };
-  const oauth = await oauthLib();
-  const as = await authorizationServer(config);
-  const client: OAuth.Client = { client_id: config.client_id };
-  const params = oauth.validateAuthResponse(as, client, new URL(location.href), state);
-  const extra = config.resource ? { additionalParameters: { resource: config.resource } } : {};
-  const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri(), verifier, extra);
-  const result = await oauth.processAuthorizationCodeResponse(as, client, response);
-  saveToken(result.access_token, result.refresh_token);
+  const { oauth, as, client, http } = await oidcFor(config);
+  try {
+    const params = oauth.validateAuthResponse(as, client, new URL(location.href), state);
+    const options = { ...http, ...(config.resource ? { additionalParameters: { resource: config.resource } } : {}) };
+    const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri(), verifier, options);
+    const result = await oauth.processAuthorizationCodeResponse(as, client, response);
+    saveToken(result.access_token, result.refresh_token);
+  } catch (error) {
+    throw new Error(signInProblem(oauth, error), { cause: error });
+  }
   return returnTo.startsWith('/') && !returnTo.startsWith('//') ? returnTo : '/';
 }
+
+/** How long before its expiry an access token is refreshed. */
+const REFRESH_AHEAD_MS = 30_000;
+const needsRefresh = (token: string) => {
+  const exp = tokenExpiry(token);
+  return exp !== undefined && exp * 1000 - Date.now() <= REFRESH_AHEAD_MS;
+};
 
 let refreshing: Promise<string | undefined> | undefined;
 /** The token to send: refreshed first when it ends within 30 s and a refresh token is at hand. */
 export async function currentToken(): Promise<string | undefined> {
   const token = storedToken();
-  const refreshToken = localStorage.getItem(REFRESH_KEY);
-  const exp = token ? tokenExpiry(token) : undefined;
-  if (!token || !refreshToken || exp === undefined || exp * 1000 - Date.now() > 30_000) return token;
-  refreshing ??= (async () => {
+  if (!token || !localStorage.getItem(REFRESH_KEY) || !needsRefresh(token)) return token;
+  refreshing ??= refreshOnce(token).finally(() => { refreshing = undefined; });
+  return refreshing;
+}
+
+/**
+ * One refresh at a time across this browser's tabs: issuers that rotate refresh tokens (oidc-provider
+ * for public clients, Keycloak with "revoke refresh token", Auth0, Okta) take a used one as stolen and
+ * end the whole session. A tab that waited for the lock takes the token another tab got meanwhile.
+ */
+async function refreshOnce(token: string): Promise<string | undefined> {
+  const refresh = async (): Promise<string | undefined> => {
+    const latest = localStorage.getItem(TOKEN_KEY) ?? undefined;
+    const refreshToken = localStorage.getItem(REFRESH_KEY);
+    if (latest !== token || !refreshToken) return latest;
+    const config = await loadAuthConfig();
+    const { oauth, as, client, http } = await oidcFor(config);
     try {
-      const config = await loadAuthConfig();
-      if (!config.client_id) return token;
-      const oauth = await oauthLib();
-      const as = await authorizationServer(config);
-      const client: OAuth.Client = { client_id: config.client_id };
-      const extra = config.resource ? { additionalParameters: { resource: config.resource } } : {};
+      const options = { ...http, ...(config.resource ? { additionalParameters: { resource: config.resource } } : {}) };
       const result = await oauth.processRefreshTokenResponse(as, client,
-        await oauth.refreshTokenGrantRequest(as, client, oauth.None(), refreshToken, extra));
+        await oauth.refreshTokenGrantRequest(as, client, oauth.None(), refreshToken, options));
       saveToken(result.access_token, result.refresh_token ?? refreshToken);
       return result.access_token;
-    } catch {
-      signOut();
-      return undefined;
-    } finally {
-      refreshing = undefined;
+    } catch (error) {
+      // The issuer said no (expired, revoked, reused): signed out. Anything else (the issuer is
+      // unreachable a moment): the token as it is, and the server decides.
+      if (error instanceof oauth.ResponseBodyError) {
+        signOut();
+        return undefined;
+      }
+      return token;
     }
-  })();
-  return refreshing;
+  };
+  try {
+    return await (typeof navigator.locks === 'undefined' ? refresh() : navigator.locks.request('forge.refresh', refresh));
+  } catch {
+    return token;
+  }
 }

@@ -33,7 +33,7 @@ export function LoginPage({ reason, returnTo, onSignedIn }: { reason?: string; r
     setBusy(true);
     setSsoProblem(undefined);
     try {
-      await beginOidcLogin(config, returnTo.startsWith('/login') ? '/' : returnTo);
+      await beginOidcLogin(config, returnTo === '/login' || returnTo.startsWith('/login/') ? '/' : returnTo);
     } catch (error) {
       setSsoProblem(`Single sign-on could not start: ${(error as Error).message}`);
       setBusy(false);

@@ -21,5 +21,14 @@ export async function ensureWebBuilt(): Promise<void> {
   const index = join(WEB_DIST, 'index.html');
   if (existsSync(index) && statSync(index).mtimeMs >= newest(join(ROOT, 'web'))) return;
   const { build } = await import('vite');
-  await build({ configFile: join(ROOT, 'web', 'vite.config.ts'), logLevel: 'warn' });
+  // Vitest sets NODE_ENV=test, and Vite builds React for whatever NODE_ENV says: the tests must load
+  // the production build users get (and leave it in dist/web), not React's development build.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await build({ configFile: join(ROOT, 'web', 'vite.config.ts'), logLevel: 'warn', mode: 'production' });
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
 }

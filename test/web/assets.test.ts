@@ -35,6 +35,8 @@ describe('the built dashboard, served', () => {
     const script = /src="(\/assets\/index-[^"]+\.js)"/.exec(html)?.[1];
     expect(script).toBeDefined();
     const original = readFileSync(join(WEB_DIST, script!));
+    // React's production build (the test setup builds with NODE_ENV=production, as npm install does).
+    expect(original.toString()).not.toContain('Download the React DevTools');
 
     const plain = await fetch(`${url}${script}`, { headers: { 'accept-encoding': 'identity' } });
     expect(plain.headers.get('content-encoding')).toBeNull();

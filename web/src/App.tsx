@@ -1,5 +1,5 @@
 /** The app shell: sign-in gate, the signed-in user, navigation and the routes. */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link, Redirect, Route, Switch, useLocation } from 'wouter';
 import { api, ApiError, setUnauthenticatedHandler } from './api.ts';
 import { completeOidcLogin, isOidcCallback, loadAuthConfig, signOut, storedToken, takeTokenFromFragment } from './auth.ts';
@@ -46,7 +46,7 @@ export function App() {
   }, [loadMe, navigate]);
 
   if (session.state === 'loading') return <div className="loading-screen" aria-busy="true">Loading…</div>;
-  if (session.state === 'signed-out') return <LoginPage reason={session.reason} returnTo={location} onSignedIn={loadMe} />;
+  if (session.state === 'signed-out') return <LoginPage reason={session.reason} returnTo={`${location}${window.location.search}`} onSignedIn={loadMe} />;
   if (session.state === 'error') {
     return (
       <main className="page narrow">
@@ -56,6 +56,20 @@ export function App() {
     );
   }
   const { me } = session;
+  return <SignedIn me={me} onSignOut={() => { signOut(); setSession({ state: 'signed-out' }); }} />;
+}
+
+function SignedIn({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
+  const [location] = useLocation();
+  // Moving to another section (Runs, Releases, Environments) puts focus at the top of the new page,
+  // as a page load would; moves within a page (a step, a cell) keep focus where it is.
+  const section = location.split('/')[1] ?? '';
+  const firstSection = useRef(section);
+  useEffect(() => {
+    if (section === firstSection.current) return;
+    firstSection.current = section;
+    document.getElementById('main')?.focus({ preventScroll: true });
+  }, [section]);
   return (
     <MeContext.Provider value={me}>
       <a className="skip-link" href="#main">Skip to content</a>
@@ -69,7 +83,7 @@ export function App() {
         <div className="user">
           <span title={`roles: ${me.roles.join(', ') || 'none (read only)'}`}>{me.username ?? me.subject}</span>
           <span className="roles">{me.roles.join(' · ') || 'viewer'}</span>
-          <button type="button" className="link-button" onClick={() => { signOut(); setSession({ state: 'signed-out' }); }}>Sign out</button>
+          <button type="button" className="link-button" onClick={onSignOut}>Sign out</button>
         </div>
       </header>
       <main id="main" className="page" tabIndex={-1}>

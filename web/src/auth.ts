@@ -66,6 +66,9 @@ export function loadAuthConfig(): Promise<AuthConfig> {
   authConfig ??= fetch('/v1/auth/config').then(async (r) => {
     if (!r.ok) throw new Error(`GET /v1/auth/config answered ${r.status}`);
     return (await r.json()) as AuthConfig;
+  }).catch((error: unknown) => {
+    authConfig = undefined; // a blip must not disable sign-in until the tab reloads
+    throw error;
   });
   return authConfig;
 }

@@ -250,7 +250,7 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
       {/* Appears once, when the step has ended; errors go below the log so polling blips do not move it. */}
       {marker && (
         <p className={`log-final ${runStatus === 'cancelled' || marker.startsWith('--- step stopped') ? 'stopped' : 'failed'}`} role="note">
-          <strong>{marker.startsWith('--- step stopped') ? 'Stopped' : 'Failed'}:</strong> {marker.replace(/^--- step /, '')}{' '}
+          <strong>{marker.startsWith('--- step stopped') ? 'Stopped' : / timed out: /.test(marker) ? 'Timed out' : 'Failed'}:</strong> {marker.replace(/^--- step /, '')}{' '}
           <button type="button" className="link-button" onClick={() => goTo(lines)}>Show</button>
         </p>
       )}

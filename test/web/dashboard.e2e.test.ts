@@ -70,11 +70,11 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
   };
 
   /** A repository of one project whose test step runs `run`, pushed to the data dir's git root. */
-  const seed = async (repository: string, project: string, run: string, files: Record<string, string> = {}) => {
+  const seed = async (repository: string, project: string, run: string, files: Record<string, string> = {}, repoCue = REPO_CUE) => {
     const source = join(dir, 'src', repository);
     mkdirSync(join(source, '.forge'), { recursive: true });
     mkdirSync(join(source, project, '.forge'), { recursive: true });
-    writeFileSync(join(source, '.forge', 'repo.cue'), REPO_CUE);
+    writeFileSync(join(source, '.forge', 'repo.cue'), repoCue);
     writeFileSync(join(source, project, '.forge', 'project.cue'), projectCue(project, run));
     for (const [name, text] of Object.entries(files)) writeFileSync(join(source, project, name), text);
     const { commitSha } = await seedRepository({ bareDir: join(dir, 'data', 'git', `${repository}.git`), sourceDir: source, message: `seed ${repository}` });
@@ -269,6 +269,19 @@ describe.skipIf(chromiumMissing)('the dashboard in Chromium, against a real serv
     expect(await page.locator('tbody tr[data-run-id]').count()).toBe(1);
     await context.close();
   }, 120_000);
+
+  it('shows a timed-out step\'s marker as such', async () => {
+    const commit = await seed('forge-tests/timeout', 'late', 'echo waiting; sleep 30', {}, REPO_CUE.replace('timeout: "10m"', 'timeout: "2s"'));
+    const created = await api<{ id: string }>('POST', '/v1/runs', { repository: 'forge-tests/timeout', branch: 'main', commit_sha: commit, trigger_type: 'manual' });
+    const tree = await finishedRun(running.ctx, created.body.id, 60_000);
+    expect(tree.status).toBe('failed');
+    const step = tree.phases[0]!.tasks[0]!.steps[0]!;
+    const { context, page } = await signIn('olga', `/runs/${created.body.id}/steps/${step.id}`);
+    await expect.poll(() => page.locator('.log-final').textContent(), { timeout: 20_000 }).toMatch(/^Timed out:.*timed out: phase test allows 2s/);
+    await page.locator('.log-line.log-marker', { hasText: 'timed out' }).waitFor();
+    await screenshot(page, '09b-step-timed-out');
+    await context.close();
+  }, 90_000);
 
   it('approves and deploys to production (a refusal first), deploys a second release and rolls back', async () => {
     // Release 1 of api came from the example run, release 2 from the second commit's run (first test).

@@ -5,7 +5,7 @@
  * server could not be reached. Commands that wait for a run end with its outcome: 0 success,
  * 1 failed, 4 cancelled (`runs watch`).
  */
-import { parseEventStream, type ServerSentEvent } from './sse.ts';
+import { parseEventStream, type ServerSentEvent } from '../lib/sse.ts';
 
 export const EXIT = { api: 1, usage: 2, unreachable: 3, runFailed: 1, runCancelled: 4 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

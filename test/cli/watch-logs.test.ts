@@ -14,7 +14,7 @@ import { ApiClient, ApiError, CliError, EXIT, HttpError } from '../../src/cli/cl
 import { ansiStyle } from '../../src/cli/output.ts';
 import { Retrier, type RetryNotice } from '../../src/cli/retries.ts';
 import { clipLine, watchRun } from '../../src/cli/run-watch.ts';
-import { parseEventStream } from '../../src/cli/sse.ts';
+import { parseEventStream } from '../../src/lib/sse.ts';
 import { logPartKey, stepLogKey } from '../../src/domain/logs.ts';
 import { recordDiscovery, type DiscoveryPlan } from '../../src/engine/runs.ts';
 import { createFileObjectStore } from '../../src/store/object-store.files.ts';

@@ -1,32 +1,26 @@
 /**
- * Server-sent events over fetch (EventSource cannot send the Authorization header): parses the
- * stream, reconnects with backoff, and reports whether it is connected so the page can say so.
+ * Server-sent events over fetch (EventSource cannot send the Authorization header), parsed by the
+ * parser the CLI uses (src/lib/sse.ts); reconnects with backoff and reports whether it is
+ * connected, so the page can say so.
  */
+import { parseEventStream, type ServerSentEvent } from '../../src/lib/sse.ts';
 import { authHeaders } from './api.ts';
 
-export interface SseMessage { event: string; data: string }
-
-export function parseSse(buffer: string): { messages: SseMessage[]; rest: string } {
-  const messages: SseMessage[] = [];
-  const blocks = buffer.replace(/\r\n/g, '\n').split('\n\n');
-  const rest = blocks.pop() ?? '';
-  for (const block of blocks) {
-    let event = 'message';
-    const data: string[] = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
+/** A fetch body as the async iterable the shared parser reads (not every browser iterates streams). */
+async function* chunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield value;
     }
-    if (data.length > 0) messages.push({ event, data: data.join('\n') });
+  } finally {
+    reader.releaseLock();
   }
-  return { messages, rest };
 }
 
-export function subscribe(path: string, onMessage: (message: SseMessage) => void, onState: (connected: boolean) => void = () => {}): () => void {
+export function subscribe(path: string, onMessage: (message: ServerSentEvent) => void, onState: (connected: boolean) => void = () => {}): () => void {
   const controller = new AbortController();
   let delay = 1000;
   const run = async () => {
@@ -36,15 +30,7 @@ export function subscribe(path: string, onMessage: (message: SseMessage) => void
         if (!response.ok || !response.body) throw new Error(`${response.status}`);
         onState(true);
         delay = 1000;
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          const parsed = parseSse(buffer + value);
-          buffer = parsed.rest;
-          for (const message of parsed.messages) onMessage(message);
-        }
+        for await (const message of parseEventStream(chunks(response.body))) onMessage(message);
       } catch {
         if (controller.signal.aborted) return;
       }

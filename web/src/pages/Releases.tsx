@@ -2,6 +2,7 @@
 import { Link, useLocation, useSearch } from 'wouter';
 import { enc, query, repoPath } from '../api.ts';
 import { ErrorBanner } from '../components/ErrorBanner.tsx';
+import { Pager } from '../components/Pager.tsx';
 import { ProjectPicker } from '../components/ProjectPicker.tsx';
 import { formatTime, relativeTime, shortDigest, shortSha } from '../format.ts';
 import { RETRY_UNTIL_LOADED, useApi, useEvents, useNow, useTitle } from '../hooks.ts';
@@ -91,13 +92,7 @@ export function ReleasesPage() {
             </tbody>
           </table>
         )}
-        {total > PAGE && (
-          <nav className="pager" aria-label="Pages">
-            <button type="button" disabled={offset === 0} onClick={() => page(Math.max(0, offset - PAGE))}>Newer</button>
-            <span>{offset + 1}–{Math.min(offset + PAGE, total)} of {total}</span>
-            <button type="button" disabled={offset + PAGE >= total} onClick={() => page(offset + PAGE)}>Older</button>
-          </nav>
-        )}
+        <Pager total={total} offset={offset} size={PAGE} onPage={page} />
       </section>
     </div>
   );

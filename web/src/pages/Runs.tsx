@@ -3,6 +3,7 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { query } from '../api.ts';
 import { ErrorBanner } from '../components/ErrorBanner.tsx';
+import { Pager } from '../components/Pager.tsx';
 import { StatusBadge } from '../components/Status.tsx';
 import { elapsed, relativeTime, shortSha } from '../format.ts';
 import { useApi, useEvents, useNow, useTitle } from '../hooks.ts';
@@ -79,13 +80,7 @@ export function RunsPage() {
           {!runs.data && !runs.error && <tr><td colSpan={7} className="empty" aria-busy="true">Loading…</td></tr>}
         </tbody>
       </table>
-      {total > PAGE && (
-        <nav className="pager" aria-label="Pages">
-          <button type="button" disabled={offset === 0} onClick={() => page(Math.max(0, offset - PAGE))}>Newer</button>
-          <span>{offset + 1}–{Math.min(offset + PAGE, total)} of {total}</span>
-          <button type="button" disabled={offset + PAGE >= total} onClick={() => page(offset + PAGE)}>Older</button>
-        </nav>
-      )}
+      <Pager total={total} offset={offset} size={PAGE} onPage={page} />
     </>
   );
 }

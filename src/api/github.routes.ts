@@ -12,7 +12,7 @@ import { createGitHubOidcExchange, type GitHubOidcExchange, type PlatformTokenSi
 import { ForgeError, invalid } from '../domain/errors.ts';
 import { checkName } from '../domain/names.ts';
 import type { EngineContext } from '../engine/context.ts';
-import { createRun, type Caller, type CreateRunInput } from '../engine/runs.ts';
+import { createRunForDelivery, type Caller, type CreateRunInput } from '../engine/runs.ts';
 import { errorResponses } from './schemas.ts';
 
 declare module 'fastify' {
@@ -177,10 +177,8 @@ export const githubRoutes = (deps: GitHubRouteDeps): FastifyPluginAsync => async
       if (decision.kind === 'pong') return reply.status(200).send({ status: 'pong' });
       if (decision.kind === 'ignored') return reply.status(202).send({ status: 'ignored', reason: decision.reason });
       // The run is idempotent per commit; the delivery record tells a redelivery from a new event.
-      const { run, created } = await createRun(ctx, decision.input, WEBHOOK_CALLER);
-      const firstDelivery = await ctx.store.recordGithubDelivery(delivery, event, run.id);
-      if (!firstDelivery) return reply.status(200).send({ status: 'duplicate', run_id: run.id });
-      return reply.status(created ? 201 : 200).send({ status: created ? 'created' : 'exists', run_id: run.id });
+      const { run, outcome } = await createRunForDelivery(ctx, decision.input, WEBHOOK_CALLER, { id: delivery, event });
+      return reply.status(outcome === 'created' ? 201 : 200).send({ status: outcome, run_id: run.id });
     });
   });
 

@@ -11,7 +11,7 @@
  * so all changes to one run are serialised and row locks are never taken in conflicting orders.
  */
 import { randomUUID } from 'node:crypto';
-import type { GithubContext, PhaseExecution, PipelineRun, StepExecution, TaskExecution } from '../domain/entities.ts';
+import type { EventEnvelope, GithubContext, PhaseExecution, PipelineRun, StepExecution, TaskExecution } from '../domain/entities.ts';
 import { envelope } from '../domain/entities.ts';
 import { conflict, denied, invalid, notFound } from '../domain/errors.ts';
 import { normaliseSha } from '../domain/names.ts';
@@ -43,6 +43,46 @@ export interface Caller {
 }
 
 export async function createRun(ctx: EngineContext, input: CreateRunInput, caller: Caller): Promise<{ run: PipelineRun; created: boolean }> {
+  const { candidate, created } = newRun(ctx, input, caller);
+  const inserted = await ctx.store.insertRun(candidate, created);
+  if (inserted) {
+    ctx.eventsWritten();
+    ctx.runChanged(inserted.id);
+    return { run: inserted, created: true };
+  }
+  // The commit already has a run (or an identical request won the race): that run is the run.
+  const existing = await ctx.store.findRunByCommit(input.repository, candidate.commit_sha);
+  if (!existing) throw new Error('run vanished after a conflicting insert');
+  return { run: existing, created: false };
+}
+
+/**
+ * The run a GitHub webhook delivery asks for, and what the delivery was: the first delivery of the
+ * event that created the run (`created`), the first delivery of an event whose commit already had a
+ * run (`exists`), or a delivery id seen before (`duplicate`). The run and the delivery record are
+ * written in one transaction, so concurrent copies of one delivery queue on the run's (repository,
+ * commit) key and then on the delivery id: exactly one of them is `created` (fault 9).
+ */
+export async function createRunForDelivery(
+  ctx: EngineContext, input: CreateRunInput, caller: Caller, delivery: { id: string; event: string },
+): Promise<{ run: PipelineRun; outcome: 'created' | 'exists' | 'duplicate' }> {
+  const { candidate, created } = newRun(ctx, input, caller);
+  const result = await ctx.store.transaction(async (tx) => {
+    const inserted = await tx.insertRun(candidate, created);
+    const run = inserted ?? (await tx.findRunByCommit(input.repository, candidate.commit_sha));
+    if (!run) throw new Error('run vanished after a conflicting insert');
+    const first = await tx.recordGithubDelivery(delivery.id, delivery.event, run.id);
+    return { run, outcome: !first ? 'duplicate' as const : inserted ? 'created' as const : 'exists' as const };
+  });
+  if (result.outcome === 'created') {
+    ctx.eventsWritten();
+    ctx.runChanged(result.run.id);
+  }
+  return result;
+}
+
+/** A new pending run for `input` (not stored yet) and its creation event. */
+function newRun(ctx: EngineContext, input: CreateRunInput, caller: Caller): { candidate: PipelineRun; created: EventEnvelope } {
   const triggeredBy = input.triggered_by ?? caller.actor;
   if (triggeredBy !== caller.actor && !caller.mayActForOthers) {
     throw denied('triggered_by must be your own identity unless you are a service account or operator', {
@@ -72,17 +112,7 @@ export async function createRun(ctx: EngineContext, input: CreateRunInput, calle
     deadline_at: new Date(now.getTime() + ctx.runTimeoutMs),
     pr_comment_posted_at: null,
   };
-  const inserted = await ctx.store.insertRun(candidate,
-    envelope('pipeline.run.created', { run_id: candidate.id, repository: candidate.repository, commit_sha: commitSha }, now));
-  if (inserted) {
-    ctx.eventsWritten();
-    ctx.runChanged(inserted.id);
-    return { run: inserted, created: true };
-  }
-  // The commit already has a run (or an identical request won the race): that run is the run.
-  const existing = await ctx.store.findRunByCommit(input.repository, commitSha);
-  if (!existing) throw new Error('run vanished after a conflicting insert');
-  return { run: existing, created: false };
+  return { candidate, created: envelope('pipeline.run.created', { run_id: candidate.id, repository: candidate.repository, commit_sha: commitSha }, now) };
 }
 
 export interface RunTree extends PipelineRun {

@@ -3,28 +3,12 @@
  * freeze a worker. Output is captured; every process started here is remembered, so a test's
  * afterAll can end them all (`killAllWorkerProcesses`) whatever state they were left in.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { spawnForgeProcess, type ForgeProcess } from './forge-process.ts';
 
-const FORGE_BIN = fileURLToPath(new URL('../../bin/forge.mjs', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-export interface WorkerProcess {
-  name: string;
-  child: ChildProcess;
-  pid: number;
-  /** stdout and stderr so far, each line prefixed with the stream. */
-  output(): string;
-  /** Resolves once the worker printed its start banner (it takes jobs from then on). */
-  ready: Promise<void>;
-  /** Resolves with the exit code or signal once the process has ended. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  signal(signal: NodeJS.Signals): void;
+export interface WorkerProcess extends ForgeProcess {
   /** Groups (pgids) of the step processes this worker runs now: each step runs in its own group. */
   stepGroups(): number[];
-  /** SIGCONT (in case it is stopped), SIGTERM, and SIGKILL if it has not ended within `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
 }
 
 const started = new Set<WorkerProcess>();
@@ -57,42 +41,14 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 export function spawnWorkerProcess(name: string, env: Record<string, string>, types: string[] = ['discovery', 'ci']): WorkerProcess {
-  const child = spawn(process.execPath, [FORGE_BIN, 'worker', ...types.flatMap((t) => ['--type', t])], {
-    cwd: REPO_ROOT, env, detached: false, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid === undefined) throw new Error(`worker ${name} did not start`);
-  let text = '';
-  let onBanner: (() => void) | undefined;
-  const ready = new Promise<void>((resolve) => (onBanner = resolve));
-  for (const stream of ['stdout', 'stderr'] as const) {
-    child[stream]!.setEncoding('utf8');
-    child[stream]!.on('data', (chunk: string) => {
-      text += chunk.split('\n').filter(Boolean).map((line) => `[${name} ${stream}] ${line}\n`).join('');
-      if (/forge worker .*jobs from/.test(text)) onBanner?.();
-    });
-  }
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  let ended = false;
-  void exited.then(() => (ended = true));
-  const pid = child.pid;
+  const forge = spawnForgeProcess(name, ['worker', ...types.flatMap((t) => ['--type', t])], env, /forge worker .*jobs from/);
+  const stepGroups = () => (forge.ended() ? [] : groupLeadersUnder(forge.pid));
   const worker: WorkerProcess = {
-    name, child, pid, ready, exited,
-    output: () => text,
-    signal(signal) {
-      if (!ended) child.kill(signal);
-    },
-    stepGroups: () => (ended ? [] : groupLeadersUnder(pid)),
+    ...forge,
+    stepGroups,
     async stop(graceMs = 5000) {
-      const groups = worker.stepGroups();
-      if (!ended) {
-        child.kill('SIGCONT');
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await exited;
-        clearTimeout(timer);
-      }
+      const groups = stepGroups();
+      await forge.stop(graceMs);
       for (const group of groups) signalGroup(group, 'SIGKILL');
       started.delete(worker);
     },
@@ -101,7 +57,7 @@ export function spawnWorkerProcess(name: string, env: Record<string, string>, ty
   return worker;
 }
 
-/** Ends every worker process started here and not stopped yet (SIGCONT, then SIGKILL). */
+/** Ends every worker process started here and not stopped yet (SIGCONT, then SIGKILL), and the steps it ran. */
 export async function killAllWorkerProcesses(): Promise<void> {
   await Promise.all([...started].map(async (worker) => {
     const groups = worker.stepGroups();

@@ -282,6 +282,13 @@ describe.skipIf(helmUnavailable)('Helm chart rendered with helm', () => {
       expect(statefulSet.spec.volumeClaimTemplates[0]).toMatchObject({ metadata: { name: 'cache' }, spec: { accessModes: ['ReadWriteOnce'] } });
     }
     expect(find(example, 'StatefulSet', 'forge-worker-ci').spec.volumeClaimTemplates[0].spec).toMatchObject({ storageClassName: 'gp3', resources: { requests: { storage: '200Gi' } } });
+    // A worker type may run an image of its own (a toolchain built FROM Forge's).
+    const toolchain = render([EXAMPLE_VALUES], { 'workers.artifact.image.repository': 'registry.example.com/platform/forge-docker' });
+    for (const type of WORKER_TYPES) {
+      const spec = podSpec(find(toolchain, 'StatefulSet', `forge-worker-${type}`));
+      const image = type === 'artifact' ? 'registry.example.com/platform/forge-docker:0.1.0' : 'registry.example.com/platform/forge:0.1.0';
+      expect([...spec.initContainers, ...spec.containers].map((c: Manifest) => c.image)).toEqual([image, image]);
+    }
     // Without persistence the cache is an emptyDir.
     const discovery = find(inline, 'StatefulSet', 'forge-worker-discovery');
     expect(discovery.spec.volumeClaimTemplates).toBeUndefined();

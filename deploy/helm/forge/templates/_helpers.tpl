@@ -48,6 +48,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* A worker type's image: workers.<type>.image when set (a toolchain built FROM Forge's image), else image. */}}
+{{- define "forge.workerImage" -}}
+{{- $root := index . 0 -}}
+{{- $image := (index . 1).image -}}
+{{- if $image.repository -}}
+{{- printf "%s:%s" $image.repository (default (default $root.Chart.AppVersion $root.Values.image.tag) $image.tag) -}}
+{{- else -}}
+{{- include "forge.image" $root -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "forge.apiName" -}}
 {{- printf "%s-api" (include "forge.fullname" .) -}}
 {{- end -}}

@@ -22,6 +22,7 @@ COPY package.json package-lock.json ./
 # skipped here because `prepare` builds the dashboard, whose sources are not copied yet; esbuild's
 # install script (the only dependency that has one) is run right after.
 RUN npm install --no-audit --no-fund --ignore-scripts && npm rebuild esbuild
+COPY tsconfig.json ./
 COPY web ./web
 COPY src ./src
 RUN npm run build:web && npm prune --omit=dev --no-audit --no-fund
@@ -38,7 +39,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid forge --home-dir /home/forge --create-home --shell /usr/sbin/nologin forge \
  && install -d -o forge -g forge -m 0750 /var/lib/forge /var/cache/forge
 WORKDIR /app
-COPY package.json package-lock.json ./
+# tsconfig.json: tsx compiles src/ with the options it is developed and tested with.
+COPY package.json package-lock.json tsconfig.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/web ./dist/web
 COPY bin ./bin

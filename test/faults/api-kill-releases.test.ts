@@ -16,7 +16,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -24,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDevIssuer } from '../../src/auth/dev-issuer.ts';
 import { killAllForgeProcesses, spawnForgeProcess, type ForgeProcess } from '../helpers/forge-process.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { reportFigures, since, tally } from './figures.ts';
+import { freePort, networkCode, reportFigures, since, sleep, tally } from './support.ts';
 
 const REPOSITORY = 'acme/kill';
 const PROJECTS = ['api', 'web'];
@@ -32,23 +31,6 @@ const CLIENTS = 8;
 /** Acknowledged releases at which the server is killed, and when the load ends. */
 const KILL_AT = [100, 200, 300, 400];
 const TOTAL = 500;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A free TCP port on loopback (the server is started on it again after every kill). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** The error code under fetch's "fetch failed" (ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET, …). */
-function networkCode(error: unknown): string {
-  const cause = (error as { cause?: { code?: string } }).cause;
-  return cause?.code ?? (error as Error).message;
-}
 
 interface Sent {
   project: string;

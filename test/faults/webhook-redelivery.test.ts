@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/bin/server.ts';
 import { parseServerSettings } from '../../src/settings/settings.ts';
 import { STORE_ADAPTERS, type TestStore } from '../helpers/stores.ts';
-import { reportFigures, since, tally } from './figures.ts';
+import { reportFigures, since, tally } from './support.ts';
 
 const SECRET = 'webhook secret of the fault test';
 const ROUNDS = 40;

@@ -14,6 +14,7 @@ import { devIssuerSigner } from '../auth/github-oidc.ts';
 import { startDispatcher, type Dispatcher } from '../engine/dispatcher.ts';
 import { createGitHubNotifier, notifyPhaseProgress, type GitHubNotifierOptions } from '../engine/github.ts';
 import { createRun, getRunTree } from '../engine/runs.ts';
+import type { CrashPoint } from '../domain/faults.ts';
 import { isRunTerminal } from '../domain/statuses.ts';
 import { createGitHubClient } from '../gitops/github.client.ts';
 import { seedRepository } from '../worker/git-workspace.ts';
@@ -92,6 +93,16 @@ async function describeDashboard(url: string, root: string, devIssuer: DevIssuer
   return { url: dashboardUrl, root, built, devLoginUrl, lines };
 }
 
+/**
+ * The test-only fault hook: at `point` this process is SIGKILLed by itself, exactly as `kill -9`
+ * landing there would end it (no cleanup, no flushing), so fault tests hit that window every time.
+ */
+function crashAt(point: CrashPoint): (reached: CrashPoint) => void {
+  return (reached) => {
+    if (reached === point) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
 /** The repository `npm start` serves from the data dir, and the example it is seeded from. */
 export const EXAMPLE_REPOSITORY = 'forge-examples/monorepo';
 const EXAMPLE_SOURCE = fileURLToPath(new URL('../../examples/monorepo', import.meta.url));
@@ -134,6 +145,7 @@ export async function startServer(settings: ServerSettings, options: StartOption
       environments: settings.environments, approvalTtlMs: settings.approvalTtlMs,
       releaseRegistry: settings.releaseRegistry, runTimeoutMs: settings.runTimeoutMs,
       runChanged: (id) => dispatcherRef.dispatcher?.nudge(id), objects, signatures: signatures.verifier,
+      ...(settings.crashAfter ? { crashPoint: crashAt(settings.crashAfter) } : {}),
     };
     const app = await buildApp({
       ctx, verifier, bus, rateLimits: settings.rateLimits, logLevel: settings.logLevel, version: VERSION,

@@ -1,4 +1,5 @@
 /** What every use case receives: the ports and the settings that shape behaviour. */
+import type { CrashPoint } from '../domain/faults.ts';
 import type { EnvironmentPolicy } from '../domain/policy.ts';
 import type { Clock, ObjectStore, SignatureVerifier, Store } from './ports.ts';
 
@@ -21,4 +22,6 @@ export interface EngineContext {
   objects?: ObjectStore;
   /** Beyond the seed: checks tracking images' signatures; without it signature reads answer service_unavailable. */
   signatures?: SignatureVerifier;
+  /** Test-only fault hook (FORGE_FAULT_HOOK): called at each crash point; the process dies at the one it was told. */
+  crashPoint?: (point: CrashPoint) => void;
 }

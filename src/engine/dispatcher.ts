@@ -225,6 +225,7 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
       if (run.discovery_dispatched_at === null) {
         const payload: DiscoveryJobPayload = { run_id: run.id, repository: run.repository, commit_sha: run.commit_sha, branch: run.branch };
         await options.queue.publish(job('discovery', run.id, run.id, run.attempt, payload, now), `discovery-${run.id}-${run.attempt}`);
+        ctx.crashPoint?.('job-published');
         await markDispatched(ctx, runId, { discovery: now });
       } else if (now.getTime() - run.discovery_dispatched_at.getTime() > timeouts.discovery) {
         await failRun(ctx, runId, 'timeout', `discovery did not finish within ${formatMs(timeouts.discovery)}`);

@@ -46,6 +46,7 @@ export async function createRun(ctx: EngineContext, input: CreateRunInput, calle
   const { candidate, created } = newRun(ctx, input, caller);
   const inserted = await ctx.store.insertRun(candidate, created);
   if (inserted) {
+    ctx.crashPoint?.('run-committed');
     ctx.eventsWritten();
     ctx.runChanged(inserted.id);
     return { run: inserted, created: true };

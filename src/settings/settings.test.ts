@@ -72,6 +72,13 @@ describe('server settings', () => {
     expect(() => parseServerSettings({}, { FORGE_UI_RESOURCE: 'forge.example.com' })).toThrow(/FORGE_UI_RESOURCE \(--ui-resource\).*absolute URI/);
     expect(() => parseServerSettings({}, { FORGE_UI_RESOURCE: 'https://forge.example.com/#api' })).toThrow(/without a fragment/);
   });
+  it('the test-only fault hook: unset in production; crash-after:<point> with a known point', () => {
+    expect(parseServerSettings({}, {}).crashAfter).toBeUndefined();
+    expect(parseServerSettings({}, { FORGE_FAULT_HOOK: 'crash-after:run-committed' }).crashAfter).toBe('run-committed');
+    expect(parseServerSettings({ faultHook: 'crash-after:job-published' }, {}).crashAfter).toBe('job-published');
+    expect(() => parseServerSettings({}, { FORGE_FAULT_HOOK: 'crash-after:lunch' })).toThrow(/FORGE_FAULT_HOOK.*crash-after:<point> with a point among run-committed, job-published/);
+  });
+
   it('parses client settings', () => {
     expect(parseClientSettings({}, { FORGE_URL: 'http://h:1/', FORGE_TOKEN: 't' })).toEqual({ url: 'http://h:1', token: 't' });
     expect(() => parseClientSettings({ url: 'ftp://x' }, {})).toThrow(/FORGE_URL/);

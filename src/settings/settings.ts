@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
+import { CRASH_POINTS, type CrashPoint } from '../domain/faults.ts';
 import { checkPointerLayout } from '../domain/gitops-layout.ts';
 import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../domain/policy.ts';
 import { NAME_RULES, isValidName } from '../domain/names.ts';
@@ -54,6 +55,8 @@ export interface ServerSettings {
   webRoot: string | undefined;
   /** How the dashboard logs in to an OIDC issuer (GET /v1/auth/config). */
   ui: UiSettings;
+  /** TEST ONLY (FORGE_FAULT_HOOK): the crash point where the server SIGKILLs itself; undefined in production. */
+  crashAfter: CrashPoint | undefined;
 }
 
 export interface UiSettings {
@@ -170,6 +173,7 @@ export const SERVER_SETTINGS = {
   uiClientId: { env: 'FORGE_UI_CLIENT_ID', flag: '--ui-client-id', description: 'public OIDC client (authorization code + PKCE) the dashboard logs in with; unset = the dashboard asks for a pasted token (with FORGE_OIDC_ISSUER)' },
   uiScopes: { env: 'FORGE_UI_SCOPES', flag: '--ui-scopes', description: 'scopes the dashboard requests, space-separated', default: 'openid profile' },
   uiResource: { env: 'FORGE_UI_RESOURCE', flag: '--ui-resource', description: 'RFC 8707 resource indicator the dashboard sends when logging in (some issuers need it to mint JWT access tokens for the API)' },
+  faultHook: { env: 'FORGE_FAULT_HOOK', flag: '--fault-hook', description: `TEST ONLY, never in production: crash-after:<point> makes the server SIGKILL itself at that point (${CRASH_POINTS.join(', ')}), for the fault tests in test/faults` },
 } as const satisfies Record<string, SettingSpec>;
 
 /** Settings the server and every worker share: the queue, the object store, repository access. */
@@ -528,7 +532,15 @@ export function parseServerSettings(flags: Flags = {}, env: Source = process.env
     example,
     webRoot: get(s.webRoot) === undefined ? undefined : resolve(get(s.webRoot) as string),
     ui: parseUiSettings(flags, env),
+    crashAfter: parseFaultHook(s.faultHook, get(s.faultHook)),
   };
+}
+
+function parseFaultHook(spec: SettingSpec, value: string | undefined): CrashPoint | undefined {
+  if (value === undefined) return undefined;
+  const point = value.startsWith('crash-after:') ? value.slice('crash-after:'.length) : '';
+  if (!(CRASH_POINTS as readonly string[]).includes(point)) fail(spec, value, `must be crash-after:<point> with a point among ${CRASH_POINTS.join(', ')}`);
+  return point as CrashPoint;
 }
 
 export function parseWorkerSettings(flags: Flags = {}, env: Source = process.env): WorkerSettings {

@@ -76,7 +76,12 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   const pending = new Set<Promise<void>>();
   let stopped = false;
 
-  const inbox = await options.queue.openInbox((reply) => track(onReply(reply)));
+  // The queue settles a reply once its handling resolved (on NATS a failed one is offered again).
+  const inbox = await options.queue.openInbox((reply) => {
+    const work = onReply(reply);
+    track(work);
+    return work;
+  });
 
   function track(work: Promise<void>): void {
     const guarded = work.catch((error: unknown) => log('dispatcher step failed', error)).finally(() => pending.delete(guarded));

@@ -293,8 +293,14 @@ export interface JobQueue {
   readonly kind: 'memory' | 'nats';
   /** Publishes a job on its type's subject; a second publish with the same `msgId` (within the dedupe window) is dropped. */
   publish(job: JobMessage, msgId: string): Promise<void>;
-  /** A reply inbox; every reply published to its subject reaches `onReply`. */
-  openInbox(onReply: (reply: JobReply) => void): Promise<{ subject: string; close(): Promise<void> }>;
+  /**
+   * A reply inbox; every reply published to its subject reaches `onReply`. A reply is settled when
+   * `onReply`'s promise resolves; when it rejects, the reply is offered again later (handling must
+   * be idempotent). On NATS the inbox is durable by `name` (default "dispatcher"): replies that
+   * arrive while no process has it open wait for the next one; processes that open the same name
+   * share its replies. In process, replies live as long as the process.
+   */
+  openInbox(onReply: (reply: JobReply) => Promise<void> | void, options?: { name?: string }): Promise<{ subject: string; close(): Promise<void> }>;
   /** Takes jobs of a worker type, at most `concurrency` at a time. */
   consume(type: WorkerType, handler: JobHandler, options?: { concurrency?: number }): Promise<JobConsumer>;
   /** Tells every worker to abort the run's jobs in flight (fail-fast, cancel). */

@@ -156,9 +156,10 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
       subjectOf(job.type, job.id);
       broker.publish(workerTypeOf(job.type), JSON.stringify(job), msgId);
     },
-    async openInbox(onReply: (reply: JobReply) => void) {
+    async openInbox(onReply: (reply: JobReply) => Promise<void> | void) {
       const subject = `_INBOX.${randomUUID()}`;
-      const listener = (reply: JobReply) => onReply(structuredClone(reply));
+      // In process there is no later: a reply whose handling fails is dropped (the caller has logged it).
+      const listener = (reply: JobReply) => void Promise.resolve(onReply(structuredClone(reply))).catch(() => undefined);
       broker.wire.on(subject, listener);
       return { subject, close: async () => void broker.wire.off(subject, listener) };
     },

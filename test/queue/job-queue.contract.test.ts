@@ -75,7 +75,8 @@ for (const backend of backends) {
     /** A dispatcher side: an inbox collecting replies, and a job factory addressed to it. */
     async function dispatcher(q: JobQueue) {
       const replies: JobReply[] = [];
-      const inbox = await q.openInbox((r) => replies.push(r));
+      // Its own inbox name: on NATS, inboxes of one name share their replies (API replicas).
+      const inbox = await q.openInbox((r) => void replies.push(r), { name: `test-${randomUUID()}` });
       const job = (type: JobType, payload: unknown = {}): JobMessage => ({
         id: randomUUID(), type, run_id: randomUUID(), run_attempt: 1, reply_to: inbox.subject,
         deadline: new Date(Date.now() + 60_000).toISOString(), payload,
@@ -226,6 +227,35 @@ for (const backend of backends) {
       expect(d.replies[0]).toMatchObject({ job_id: job.id, ok: false, error: { code: 'cancelled', message: 'another task failed (fail-fast)' } });
       await control.broadcastCancel(other.run_id, 'cancelled by alice');
       await until(() => d.replies.length === 2);
+      await c.stop();
+    });
+
+    // NATS only: in process a reply has nowhere to wait once its process is gone.
+    it.skipIf(backend.name === 'memory')('replies are durable: one sent while its inbox is closed reaches the next opening of that name; one whose handling fails comes again', async () => {
+      const name = `durable-${randomUUID()}`;
+      const server = await connect();
+      const first = await server.openInbox(() => undefined, { name });
+      await first.close(); // the server that published the job goes away
+      const worker = await connect();
+      const c = await worker.consume('discovery', async () => 'plan');
+      const job: JobMessage = {
+        id: randomUUID(), type: 'discovery', run_id: randomUUID(), run_attempt: 1, reply_to: first.subject,
+        deadline: new Date(Date.now() + 60_000).toISOString(), payload: {},
+      };
+      await worker.publish(job, job.id);
+      await sleep(500); // handled and acked by the worker meanwhile; its reply waits
+      const handled: JobReply[] = [];
+      let failures = 0;
+      const restarted = await (await connect()).openInbox(async (reply) => {
+        if (failures++ === 0) throw new Error('database away');
+        handled.push(reply);
+      }, { name });
+      await until(() => handled.length === 1, 10_000);
+      expect(handled[0]).toMatchObject({ job_id: job.id, ok: true, result: 'plan', delivery: 1 });
+      expect(failures).toBe(2);
+      await sleep(300);
+      expect(handled).toHaveLength(1);
+      await restarted.close();
       await c.stop();
     });
   });

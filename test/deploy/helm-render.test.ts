@@ -76,6 +76,8 @@ function containerEnv(manifests: Manifest[], workload: Manifest, container: Mani
   return env;
 }
 
+// Like the PostgreSQL and NATS suites: skipped without helm locally, a failure with CI=true.
+if (helmUnavailable && process.env.CI === 'true') throw new Error(`CI=true and the Helm chart cannot be linted or rendered: ${helmUnavailable}`);
 if (helmUnavailable) console.warn(`test/deploy/helm-render.test.ts skipped: ${helmUnavailable}`);
 
 describe.skipIf(helmUnavailable)('Helm chart rendered with helm', () => {

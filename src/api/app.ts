@@ -13,6 +13,7 @@ import type { EngineContext } from '../engine/context.ts';
 import type { EventStream } from '../engine/ports.ts';
 import type { RateLimits } from '../settings/settings.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
+import { requirePermission, type Permission } from '../auth/permissions.ts';
 import { handleError, errorBody } from './errors.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { runRoutes } from './runs.routes.ts';
@@ -28,6 +29,13 @@ import { webRoutes, type WebOptions } from './web.routes.ts';
 declare module 'fastify' {
   interface FastifyRequest {
     identity: Identity;
+  }
+  /** Every /v1 route declares exactly one of these beside its schema (buildApp refuses a route without). */
+  interface FastifyContextConfig {
+    /** What the caller needs (auth/permissions.ts): checked right after the bearer token, before the body is read. */
+    permission?: Permission;
+    /** The route authenticates its caller itself (GitHub's signature, an OIDC token) or is open: no bearer token is asked for. */
+    public?: boolean;
   }
 }
 
@@ -96,6 +104,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
   });
 
+  // Who may call each /v1 route is declared beside it, and becomes its OpenAPI security (the
+  // permission as the bearer scheme's role name, which OpenAPI 3.1 allows for non-OAuth schemes).
+  // A route declaring neither, or both, is a programming error: the app does not start.
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/v1/')) return;
+    const permission = route.config?.permission;
+    const isPublic = route.config?.public === true;
+    if ((permission === undefined) === !isPublic) {
+      throw new Error(`route ${String(route.method)} ${route.url} must declare exactly one of config.permission or config.public`);
+    }
+    route.schema = { ...route.schema, security: permission === undefined ? [] : [{ bearer: [permission] }] };
+  });
+
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const httpDuration = new Histogram({
@@ -135,12 +156,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('identity', undefined as unknown as Identity);
   // Decided on the route that matched, never on the raw URL: the router decodes the path
   // (`/%761/runs` reaches `/v1/runs`), so a URL test would let encoded paths skip authentication.
+  // 401, then 403, both before the body is parsed: a caller who may not act is not read.
   app.addHook('onRequest', async (request) => {
     const route = request.routeOptions.url;
-    if (route === undefined || !route.startsWith('/v1/') || route === '/v1/openapi.json') return;
-    // GitHub's webhook and token exchange check their caller themselves (signature, OIDC token).
-    if (request.routeOptions.config.public === true) return;
+    if (route === undefined || !route.startsWith('/v1/')) return;
+    const { permission } = request.routeOptions.config;
+    if (permission === undefined) return;
     request.identity = await authenticate(options.verifier, request);
+    requirePermission(request.identity, permission);
   });
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
@@ -167,6 +190,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(identityRoutes());
   await app.register(projectRoutes(deps));
   if (web) await app.register(web.routes);
-  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -17,8 +17,10 @@ type TargetParams = { environment: string; owner: string; name: string; project:
 
 export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.post<{ Body: DeploymentRequest }>('/v1/deployments', {
+    // The least a deployment needs; environments other than dev need deployments:create:any (below).
+    config: { permission: 'deployments:create:dev' },
     schema: {
-      summary: 'Deploy a release to an environment (policy and approvals permitting): recorded pending, committed by a deployment job; follow it with GET /v1/deployments/{id}',
+      summary: 'Deploy a release to an environment (policy and approvals permitting): recorded pending, committed by a deployment job; follow it with GET /v1/deployments/{id}. Needs deployments:create:any for environments other than dev',
       tags: ['deployments'],
       body: createDeploymentBody, response: { 201: createDeploymentResponse, ...errorResponses },
     },
@@ -34,6 +36,7 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   });
 
   app.get<{ Params: { id: string } }>('/v1/deployments/:id', {
+    config: { permission: 'read' },
     schema: {
       summary: 'A deployment by id (beyond the seed): pending until its pointer is committed, then active (or failed with the error)',
       tags: ['deployments'],
@@ -43,6 +46,7 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   }, async (request) => getDeployment(ctx, request.params.id));
 
   app.get<{ Params: TargetParams }>('/v1/deployments/:environment/:owner/:name/:project/rollback-target', {
+    config: { permission: 'read' },
     schema: {
       summary: 'The release a rollback would deploy (beyond the seed): the highest-numbered release below the active one that was once active here',
       tags: ['deployments'], params: deploymentParams, response: { 200: rollbackTargetResponse, ...errorResponses },
@@ -54,10 +58,12 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   });
 
   app.get('/v1/environments', {
+    config: { permission: 'read' },
     schema: { summary: 'The environments and their policies (beyond the seed)', tags: ['deployments'], response: { 200: environmentsResponse, ...errorResponses } },
   }, async () => ({ environments: ctx.environments }));
 
   app.get<{ Querystring: AuditFilter & { limit: number; offset: number } }>('/v1/audit', {
+    config: { permission: 'read' },
     schema: {
       summary: 'The audit trail of approvals and deployments, newest first (beyond the seed)', tags: ['approvals'],
       querystring: auditQuery, response: { 200: auditResponse, ...errorResponses },
@@ -69,6 +75,7 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   });
 
   app.get<{ Params: TargetParams }>('/v1/deployments/:environment/:owner/:name/:project', {
+    config: { permission: 'read' },
     schema: { summary: 'The active deployment of a project in an environment', tags: ['deployments'], params: deploymentParams, response: { 200: deploymentSchema, ...errorResponses } },
   }, async (request) => {
     const p = request.params;
@@ -76,6 +83,7 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   });
 
   app.get<{ Params: TargetParams; Querystring: { limit: number; offset: number } }>('/v1/deployments/:environment/:owner/:name/:project/history', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Deployments of a project in an environment, newest first', tags: ['deployments'],
       params: deploymentParams, querystring: pageQuery, response: { 200: deploymentHistoryResponse, ...errorResponses },
@@ -88,13 +96,12 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   });
 
   app.post<{ Body: { release_id: string; environment: string; justification: string } }>('/v1/approvals', {
+    config: { permission: 'approvals:create' },
     schema: { summary: 'Approve a release for an environment (as yourself)', tags: ['approvals'], body: createApprovalBody, response: { 201: createApprovalResponse, ...errorResponses } },
-  }, async (request, reply) => {
-    requirePermission(request.identity, 'approvals:create');
-    return reply.status(201).send(await createApproval(ctx, request.body, request.identity.actor));
-  });
+  }, async (request, reply) => reply.status(201).send(await createApproval(ctx, request.body, request.identity.actor)));
 
   app.get<{ Params: { release_id: string; environment: string } }>('/v1/approvals/:release_id/:environment', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Approval status of a release for an environment: the newest active approval (else the newest), plus all approvals',
       tags: ['approvals'],
@@ -108,13 +115,11 @@ export const deploymentRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsy
   });
 
   app.delete<{ Params: { id: string } }>('/v1/approvals/:id', {
+    config: { permission: 'approvals:revoke' },
     schema: {
       summary: 'Revoke an approval', tags: ['approvals'],
       params: { type: 'object', properties: { id: S.uuid }, required: ['id'], additionalProperties: false },
       response: { 200: approvalSchema, ...errorResponses },
     },
-  }, async (request) => {
-    requirePermission(request.identity, 'approvals:revoke');
-    return revokeApproval(ctx, request.params.id, request.identity.actor);
-  });
+  }, async (request) => revokeApproval(ctx, request.params.id, request.identity.actor));
 };

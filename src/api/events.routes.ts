@@ -5,9 +5,11 @@ import type { RouteDeps } from './app.ts';
 import { errorResponses } from './schemas.ts';
 
 const HEARTBEAT_MS = 15_000;
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
 
 export const eventRoutes = ({ bus }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.get<{ Querystring: { types?: EventType[] } }>('/v1/events', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Stream events (text/event-stream): pipeline.run.created, pipeline.run.completed, release.created, deployment.created',
       tags: ['events'],
@@ -23,10 +25,12 @@ export const eventRoutes = ({ bus }: RouteDeps): FastifyPluginAsync => async (ap
       if (typeof q.types === 'string') q.types = q.types.split(',').filter(Boolean);
     },
   }, async (request, reply) => {
+    // A HEAD response has no body, and Node sends its headers only with the end: a stream would never answer.
+    if (request.method === 'HEAD') return reply.status(200).headers(SSE_HEADERS).send();
     const wanted = request.query.types && request.query.types.length > 0 ? new Set(request.query.types) : undefined;
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive' });
     res.write(': connected\n\n');
     const unsubscribe = bus.subscribe((event) => {
       if (wanted && !wanted.has(event.event_type)) return;

@@ -15,13 +15,6 @@ import type { EngineContext } from '../engine/context.ts';
 import { createRunForDelivery, type Caller, type CreateRunInput } from '../engine/runs.ts';
 import { errorResponses } from './schemas.ts';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The route authenticates its caller itself: no bearer token is asked for. */
-    public?: boolean;
-  }
-}
-
 export interface GitHubRouteDeps {
   ctx: EngineContext;
   /** The webhook's shared secret; undefined → the webhook answers 503. */

@@ -5,6 +5,7 @@ import { errorResponses, meResponse } from './schemas.ts';
 
 export const identityRoutes = (): FastifyPluginAsync => async (app) => {
   app.get('/v1/me', {
+    config: { permission: 'read' },
     schema: {
       summary: 'The caller (beyond the seed): subject, username, roles and the permissions they grant', tags: ['auth'],
       response: { 200: meResponse, ...errorResponses },

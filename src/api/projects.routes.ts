@@ -1,18 +1,15 @@
 /** The projects overview (beyond the seed): what has been released and what is deployed where. */
 import type { FastifyPluginAsync } from 'fastify';
-import { requirePermission } from '../auth/permissions.ts';
 import { listProjects } from '../engine/projects.ts';
 import type { RouteDeps } from './app.ts';
 import { errorResponses, projectsResponse } from './schemas.ts';
 
 export const projectRoutes = ({ ctx }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.get('/v1/projects', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Every project with at least one release (beyond the seed): release count, latest release, active deployments with their approvers',
       tags: ['releases'], response: { 200: projectsResponse, ...errorResponses },
     },
-  }, async (request) => {
-    requirePermission(request.identity, 'read');
-    return { projects: await listProjects(ctx) };
-  });
+  }, async () => ({ projects: await listProjects(ctx) }));
 };

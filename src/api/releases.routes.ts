@@ -1,9 +1,8 @@
 /** Releases: register, look up by alias / number / SHA prefix, list; their artifacts' signature status. */
 import type { FastifyPluginAsync } from 'fastify';
-import { requirePermission } from '../auth/permissions.ts';
+import { requireRepository } from '../auth/permissions.ts';
 import { checkName } from '../domain/names.ts';
-import { createRelease, getRelease, listReleases, type CreateReleaseInput } from '../engine/releases.ts';
-import { canonicalId } from '../engine/releases.ts';
+import { canonicalId, createRelease, getRelease, getReleaseById, listReleases, type CreateReleaseInput } from '../engine/releases.ts';
 import { getReleaseBuild, listRunReleaseBuilds, requestReleaseBuild, type ReleaseRequest } from '../engine/release-builds.ts';
 import { getReleaseSignatures } from '../engine/signatures.ts';
 import type { RouteDeps } from './app.ts';
@@ -24,12 +23,13 @@ export const repositoryOf = (p: { owner: string; name: string }) => checkName('r
 
 export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.post<{ Body: CreateReleaseInput }>('/v1/releases', {
+    config: { permission: 'releases:create' },
     schema: {
       summary: 'Register a release (idempotent per repository + project + commit)', tags: ['releases'], body: createReleaseBody,
       response: { 200: createReleaseResponse, 201: createReleaseResponse, ...errorResponses },
     },
   }, async (request, reply) => {
-    requirePermission(request.identity, 'releases:create');
+    requireRepository(request.identity, request.body.repository);
     const { release, created } = await createRelease(ctx, request.body, {
       actor: request.identity.actor,
       mayRecordTrigger: request.identity.roles.includes('service-account') || request.identity.roles.includes('operator'),
@@ -38,6 +38,7 @@ export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync 
   });
 
   app.get<{ Params: { owner: string; name: string; project: string }; Querystring: { limit: number; offset: number } }>('/v1/releases/:owner/:name/:project', {
+    config: { permission: 'read' },
     schema: {
       summary: 'List releases of a project, newest first ({repo} may also be sent URL-encoded as owner%2Fname)', tags: ['releases'],
       params: params(false), querystring: pageQuery, response: { 200: releaseListResponse, ...errorResponses },
@@ -50,6 +51,7 @@ export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync 
   });
 
   app.get<{ Params: { owner: string; name: string; project: string; ref: string } }>('/v1/releases/:owner/:name/:project/:ref', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Get a release by alias, release number, or full/prefix commit SHA (in that order)', tags: ['releases'],
       params: params(true), response: { 200: releaseSchema, ...errorResponses },
@@ -60,33 +62,40 @@ export const releaseRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync 
   });
 
   app.get<{ Params: { owner: string; name: string; project: string; ref: string } }>('/v1/releases/:owner/:name/:project/:ref/signatures', {
+    config: { permission: 'read' },
     schema: {
       summary: 'The signature status of each artifact\'s tracking image (beyond the seed): verified, unsigned, invalid or unavailable; 503 when the server has no signature verifier',
       tags: ['releases'], params: params(true), response: { 200: releaseSignaturesResponse, ...errorResponses },
     },
   }, async (request) => {
-    requirePermission(request.identity, 'read');
     limiters.releaseLookup?.take('');
     return getReleaseSignatures(ctx, repositoryOf(request.params), request.params.project, request.params.ref);
   });
 
   app.post<{ Body: ReleaseRequest }>('/v1/release-builds', {
+    config: { permission: 'releases:create' },
     schema: {
       summary: 'Build a release: a manual release of a project at a commit, or (release_id) rebuild and re-publish an existing release; 202, or 200 with the build already running',
       tags: ['releases'], body: createReleaseBuildBody,
       response: { 200: releaseBuildSchema, 202: releaseBuildSchema, ...errorResponses },
     },
   }, async (request, reply) => {
-    requirePermission(request.identity, 'releases:create');
+    const { identity, body } = request;
+    if (identity.repository !== undefined) {
+      if (body.repository !== undefined) requireRepository(identity, body.repository);
+      if (body.release_id !== undefined) requireRepository(identity, (await getReleaseById(ctx, body.release_id)).repository);
+    }
     const { build, created } = await requestReleaseBuild(ctx, request.body, request.identity.actor);
     return reply.status(created ? 202 : 200).send(build);
   });
 
   app.get<{ Params: { id: string } }>('/v1/release-builds/:id', {
+    config: { permission: 'read' },
     schema: { summary: 'A release build: its status, artifact jobs and the release it made', tags: ['releases'], params: idParams, response: { 200: releaseBuildSchema, ...errorResponses } },
   }, async (request) => getReleaseBuild(ctx, request.params.id));
 
   app.get<{ Params: { id: string } }>('/v1/runs/:id/release-builds', {
+    config: { permission: 'read' },
     schema: { summary: 'The release builds of a run (its release phase)', tags: ['releases'], params: idParams, response: { 200: releaseBuildListResponse, ...errorResponses } },
   }, async (request) => {
     const page = await listRunReleaseBuilds(ctx, request.params.id);

@@ -1,6 +1,6 @@
 /** Pipeline runs and the internal task/step status endpoints (service accounts only). */
 import type { FastifyPluginAsync } from 'fastify';
-import { requirePermission } from '../auth/permissions.ts';
+import { requireRepository } from '../auth/permissions.ts';
 import type { RunStatus, ReportedStatus, TriggerType } from '../domain/statuses.ts';
 import { readStepLog } from '../engine/logs.ts';
 import { searchStepLog, stepLogIndex } from '../engine/log-lines.ts';
@@ -17,12 +17,13 @@ const LOG_HEARTBEAT_MS = 15_000;
 
 export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { repository: string; branch: string; commit_sha: string; triggered_by?: string; trigger_type: TriggerType; github_context?: GithubContext } }>('/v1/runs', {
+    config: { permission: 'runs:create' },
     schema: {
       summary: 'Create a pipeline run (idempotent per repository + commit)', tags: ['runs'], body: createRunBody,
       response: { 200: createRunResponse, 201: createRunResponse, ...errorResponses },
     },
   }, async (request, reply) => {
-    requirePermission(request.identity, 'runs:create');
+    requireRepository(request.identity, request.body.repository);
     limiters.runCreate?.take(request.body.repository);
     const { run, created } = await createRun(ctx, request.body, {
       actor: request.identity.actor,
@@ -32,6 +33,7 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
   });
 
   app.get<{ Querystring: { repository?: string; branch?: string; status?: RunStatus; limit: number; offset: number } }>('/v1/runs', {
+    config: { permission: 'read' },
     schema: { summary: 'List pipeline runs, newest first', tags: ['runs'], querystring: runListQuery, response: { 200: runListResponse, ...errorResponses } },
   }, async (request) => {
     const { limit, offset } = request.query;
@@ -40,6 +42,7 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
   });
 
   app.get<{ Params: { id: string } }>('/v1/runs/:id', {
+    config: { permission: 'read' },
     schema: { summary: 'Get a run with its phases, tasks and steps', tags: ['runs'], params: idParams, response: { 200: runTreeSchema, ...errorResponses } },
   }, async (request) => {
     const run = await getRunTree(ctx, request.params.id);
@@ -47,43 +50,41 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
   });
 
   app.delete<{ Params: { id: string } }>('/v1/runs/:id', {
+    config: { permission: 'runs:cancel' },
     schema: { summary: 'Cancel a run', tags: ['runs'], params: idParams, response: { 204: { type: 'null' }, ...errorResponses } },
   }, async (request, reply) => {
-    requirePermission(request.identity, 'runs:cancel');
     await cancelRun(ctx, request.params.id, request.identity.actor);
     return reply.status(204).send();
   });
 
   app.post<{ Params: { id: string } }>('/v1/runs/:id/retry', {
+    config: { permission: 'runs:create' },
     schema: {
       summary: 'Retry a failed or cancelled run: a new attempt re-runs only the tasks that did not succeed (beyond the seed)', tags: ['runs'],
       params: idParams, response: { 202: runTreeSchema, ...errorResponses },
     },
   }, async (request, reply) => {
-    requirePermission(request.identity, 'runs:create');
+    if (request.identity.repository !== undefined) requireRepository(request.identity, (await getRunTree(ctx, request.params.id)).repository);
     await retryRun(ctx, request.params.id, request.identity.actor);
     const run = await getRunTree(ctx, request.params.id);
     return reply.status(202).send({ ...run, phases: run.phases.map((p) => ({ ...p, name: p.phase_name })) });
   });
 
   app.put<{ Params: { id: string }; Body: { status: ReportedStatus; error?: string; attempt?: number } }>('/v1/tasks/:id/status', {
+    config: { permission: 'internal:status' },
     schema: { summary: 'Report a task status (internal, service accounts)', tags: ['internal'], params: idParams, body: taskStatusBody, response: { 200: taskResponse, ...errorResponses } },
-  }, async (request) => {
-    requirePermission(request.identity, 'internal:status');
-    return reportTaskStatus(ctx, request.params.id, request.body.status, request.body.error, request.body.attempt);
-  });
+  }, async (request) => reportTaskStatus(ctx, request.params.id, request.body.status, request.body.error, request.body.attempt));
 
   app.post<{ Params: { id: string } }>('/v1/tasks/:id/claim', {
+    config: { permission: 'internal:status' },
     schema: {
       summary: 'Claim a task for a worker (internal): its attempt goes up by one and its steps start over', tags: ['internal'],
       params: idParams, response: { 200: claimResponse, ...errorResponses },
     },
-  }, async (request) => {
-    requirePermission(request.identity, 'internal:status');
-    return claimTask(ctx, request.params.id);
-  });
+  }, async (request) => claimTask(ctx, request.params.id));
 
   app.get<{ Params: { id: string }; Querystring: { offset: number; limit: number; follow?: string } }>('/v1/steps/:id/logs', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Read a step log by byte range; follow=1 streams it as server-sent events while the step runs', tags: ['runs'],
       params: idParams, querystring: logQuery, response: { 200: logResponse, ...errorResponses },
@@ -91,7 +92,8 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
   }, async (request, reply) => {
     const { offset, limit, follow } = request.query;
     const first = await readStepLog(ctx.store, ctx.objects, request.params.id, offset, limit);
-    if (follow !== '1' && follow !== 'true') return first;
+    // HEAD never streams: its response has no body, so Node would hold its headers back for good.
+    if ((follow !== '1' && follow !== 'true') || request.method === 'HEAD') return first;
     // Server-sent events: one `data:` event per range read, `event: end` once the log is complete.
     reply.hijack();
     const out = reply.raw;
@@ -124,31 +126,27 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
   });
 
   app.get<{ Params: { id: string } }>('/v1/steps/:id/logs/index', {
+    config: { permission: 'read' },
     schema: {
       summary: 'A step log\'s line index (beyond the seed): its line count and the byte offset of every 1000th line; extended as a running step writes more',
       tags: ['runs'], params: idParams, response: { 200: logIndexResponse, ...errorResponses },
     },
-  }, async (request) => {
-    requirePermission(request.identity, 'read');
-    return stepLogIndex(ctx.store, ctx.objects, request.params.id);
-  });
+  }, async (request) => stepLogIndex(ctx.store, ctx.objects, request.params.id));
 
   app.get<{ Params: { id: string }; Querystring: { q: string; limit: number; case: 0 | 1 } }>('/v1/steps/:id/logs/search', {
+    config: { permission: 'read' },
     schema: {
       summary: 'Search a step log (beyond the seed): lines containing q literally, ANSI escapes removed, case-insensitive unless case=1',
       tags: ['runs'], params: idParams, querystring: logSearchQuery, response: { 200: logSearchResponse, ...errorResponses },
     },
   }, async (request) => {
-    requirePermission(request.identity, 'read');
     const { q, limit, case: caseSensitive } = request.query;
     return searchStepLog(ctx.store, ctx.objects, request.params.id, { query: q, limit, caseSensitive: caseSensitive === 1 });
   });
 
   app.put<{ Params: { id: string }; Body: { status: ReportedStatus; exit_code?: number | null; logs_s3_key?: string | null; attempt?: number; error?: string } }>('/v1/steps/:id/status', {
+    config: { permission: 'internal:status' },
     schema: { summary: 'Report a step status (internal, service accounts)', tags: ['internal'], params: idParams, body: stepStatusBody, response: { 200: stepResponse, ...errorResponses } },
-  }, async (request) => {
-    requirePermission(request.identity, 'internal:status');
-    return reportStepStatus(ctx, request.params.id, request.body);
-  });
+  }, async (request) => reportStepStatus(ctx, request.params.id, request.body));
 
 };

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { invalid } from '../domain/errors.ts';
 import { ROLES, isRole } from '../domain/identity.ts';
-import { createJwtVerifier, type TokenVerifier } from './token-verifier.ts';
+import { createJwtVerifier, REPOSITORY_CLAIM, type TokenVerifier } from './token-verifier.ts';
 
 export const DEV_ISSUER = 'urn:forge:dev-issuer';
 export const DEV_AUDIENCE = 'forge';
@@ -28,6 +28,8 @@ export interface DevTokenRequest {
   ttlSeconds?: number;
   /** Default: sub. */
   preferredUsername?: string;
+  /** A platform token's repository (owner/name): the token then acts for it alone. */
+  repository?: string;
 }
 
 export interface DevIssuer {
@@ -58,7 +60,7 @@ export async function openDevIssuer(dataDir: string): Promise<DevIssuer> {
     issuer: DEV_ISSUER,
     audience: DEV_AUDIENCE,
     verifier,
-    async sign({ sub, roles, ttlSeconds = DEFAULT_TTL_SECONDS, preferredUsername = sub }) {
+    async sign({ sub, roles, ttlSeconds = DEFAULT_TTL_SECONDS, preferredUsername = sub, repository }) {
       if (sub === '') throw invalid('a dev token needs a non-empty subject');
       const unknown = roles.filter((role) => !isRole(role));
       if (unknown.length > 0) {
@@ -66,7 +68,8 @@ export async function openDevIssuer(dataDir: string): Promise<DevIssuer> {
       }
       if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw invalid(`ttlSeconds must be a positive whole number, not ${ttlSeconds}`);
       const issuedAt = Math.floor(Date.now() / 1000);
-      return new SignJWT({ preferred_username: preferredUsername, realm_access: { roles: [...roles] } })
+      const scope = repository === undefined ? {} : { [REPOSITORY_CLAIM]: repository };
+      return new SignJWT({ preferred_username: preferredUsername, realm_access: { roles: [...roles] }, ...scope })
         .setProtectedHeader({ alg: ALG, kid, typ: 'JWT' })
         .setSubject(sub)
         .setIssuer(DEV_ISSUER)

@@ -1,13 +1,14 @@
 /**
  * GitHub Actions OIDC token → platform token (digest §2.8, behaviour 55). Any GitHub workflow can
  * get an Actions token, so the repository claim must name a registered repository; the platform
- * token then acts for that repository and expires no later than the GitHub token did.
+ * token then acts for that repository alone (REPOSITORY_CLAIM; auth/permissions.ts keeps it to
+ * reading, and to runs and releases of that repository) and expires no later than the GitHub token did.
  */
 import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ForgeError } from '../domain/errors.ts';
 import type { Role } from '../domain/identity.ts';
 import type { DevIssuer } from './dev-issuer.ts';
-import { ACCEPTED_ALGORITHMS, type RefusalReason } from './token-verifier.ts';
+import { ACCEPTED_ALGORITHMS, issuedInFuture, type RefusalReason } from './token-verifier.ts';
 
 export const GITHUB_ACTIONS_ISSUER = 'https://token.actions.githubusercontent.com';
 /** Seconds of clock skew forgiven between GitHub and us (exp, nbf, iat). */
@@ -15,7 +16,8 @@ export const GITHUB_CLOCK_TOLERANCE_SECONDS = 60;
 const DEFAULT_TTL_SECONDS = 3600;
 const PLATFORM_ROLES: Role[] = ['service-account'];
 
-export type PlatformTokenSigner = (claims: { sub: string; roles: Role[]; expiresAt: Date }) => Promise<string>;
+/** `repository` goes in the token's REPOSITORY_CLAIM: the platform token acts for that repository alone. */
+export type PlatformTokenSigner = (claims: { sub: string; roles: Role[]; repository: string; expiresAt: Date }) => Promise<string>;
 
 export interface GitHubOidcOptions {
   /** Exactly the `iss` of the tokens. Default: GitHub Actions' issuer. */
@@ -97,6 +99,7 @@ export function createGitHubOidcExchange(options: GitHubOidcOptions): GitHubOidc
       } catch (error) {
         throw toForgeError(error, issuer, audience);
       }
+      if (issuedInFuture(payload, Date.now(), GITHUB_CLOCK_TOLERANCE_SECONDS)) throw refused('not_yet_valid', 'it was issued in the future ("iat")');
       const claim = payload.repository;
       if (typeof claim !== 'string' || claim === '') throw refused('invalid_claims', 'its "repository" claim is not a non-empty string');
       const repository = registered.get(claim.toLowerCase());
@@ -107,7 +110,7 @@ export function createGitHubOidcExchange(options: GitHubOidcOptions): GitHubOidc
       const expiresAt = new Date(Math.min(now + maxTtlMs, (payload.exp as number) * 1000));
       // Inside the leeway a token may verify after its exp; a platform token cannot outlive it, so there is nothing left to give.
       if (expiresAt.getTime() - now < 1000) throw refused('expired', 'it expires before a platform token could be used');
-      const minted = await options.signPlatformToken({ sub: `repo:${repository}`, roles: [...PLATFORM_ROLES], expiresAt });
+      const minted = await options.signPlatformToken({ sub: `repo:${repository}`, roles: [...PLATFORM_ROLES], repository, expiresAt });
       const exp = decodeJwt(minted).exp;
       return { token: minted, expiresAt: exp === undefined ? expiresAt : new Date(exp * 1000), repository };
     },
@@ -116,6 +119,6 @@ export function createGitHubOidcExchange(options: GitHubOidcOptions): GitHubOidc
 
 /** Platform tokens signed by the embedded dev issuer; whole seconds, rounded down so they never outlive `expiresAt`. */
 export function devIssuerSigner(issuer: Pick<DevIssuer, 'sign'>): PlatformTokenSigner {
-  return ({ sub, roles, expiresAt }) =>
-    issuer.sign({ sub, roles, ttlSeconds: Math.max(1, Math.floor((expiresAt.getTime() - Date.now()) / 1000)) });
+  return ({ sub, roles, repository, expiresAt }) =>
+    issuer.sign({ sub, roles, repository, ttlSeconds: Math.max(1, Math.floor((expiresAt.getTime() - Date.now()) / 1000)) });
 }

@@ -10,6 +10,7 @@
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ForgeError } from '../domain/errors.ts';
 import { isRole, type Identity, type Role } from '../domain/identity.ts';
+import { isValidName } from '../domain/names.ts';
 
 export interface TokenVerifier {
   readonly mode: 'oidc' | 'dev';
@@ -26,8 +27,13 @@ export const ACCEPTED_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
-/** Seconds of clock skew forgiven between the issuer and us (exp, nbf). */
+/** Seconds of clock skew forgiven between the issuer and us (exp, nbf, iat). */
 export const CLOCK_TOLERANCE_SECONDS = 30;
+/**
+ * The claim of a platform token (POST /v1/auth/github) naming the one repository it acts for. A
+ * token that carries it but not as an owner/name string is refused: scoping fails closed.
+ */
+export const REPOSITORY_CLAIM = 'forge_repository';
 const CACHE_TTL_MS = 5 * 60_000;
 const DEFAULT_CACHE_SIZE = 10_000;
 
@@ -102,6 +108,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): TokenVerifier {
       } catch (error) {
         throw refusal(error, { issuer, audience });
       }
+      // jose checks iat only with maxTokenAge; a token issued in the future is not valid yet either.
+      if (issuedInFuture(payload, now())) throw refused('not_yet_valid', 'it was issued in the future ("iat")');
       const identity = identityFrom(payload, clientId);
       remember(token, identity, payload.exp as number);
       return copyIdentity(identity);
@@ -117,13 +125,23 @@ function copyIdentity(identity: Identity): Identity {
 function identityFrom(payload: JWTPayload, clientId: string): Identity {
   const { sub, iss, preferred_username: preferredUsername } = payload;
   if (typeof sub !== 'string' || sub === '') throw refused('invalid_claims', 'the token\'s "sub" claim is not a non-empty string');
+  const repository = payload[REPOSITORY_CLAIM];
+  if (repository !== undefined && (typeof repository !== 'string' || !isValidName('repository', repository))) {
+    throw refused('invalid_claims', `the token's "${REPOSITORY_CLAIM}" claim is not a repository owner/name`);
+  }
   return {
     subject: sub,
     actor: typeof preferredUsername === 'string' && preferredUsername !== '' ? preferredUsername : sub,
     roles: rolesFrom(payload, clientId),
     // jwtVerify checked iss against the configured issuer, so it is that string.
     issuer: iss as string,
+    ...(repository !== undefined ? { repository } : {}),
   };
+}
+
+/** `iat` later than now plus the leeway (jose checks iat only when given a maximum token age). */
+export function issuedInFuture(payload: JWTPayload, nowMs: number, toleranceSeconds = CLOCK_TOLERANCE_SECONDS): boolean {
+  return typeof payload.iat === 'number' && payload.iat > nowMs / 1000 + toleranceSeconds;
 }
 
 /** Keycloak's shape: realm roles plus the roles of our client; anything else there is ignored. */

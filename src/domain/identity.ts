@@ -11,6 +11,9 @@ export interface Identity {
   /** Forge roles found in the token (unknown roles are ignored). */
   roles: Role[];
   issuer: string;
+  /** Set on a platform token (POST /v1/auth/github): the one repository (owner/name) it acts for.
+   * Such an identity keeps only the permissions of auth/permissions.ts REPOSITORY_SCOPED_PERMISSIONS. */
+  repository?: string;
 }
 
 export function isRole(value: string): value is Role {

@@ -30,19 +30,11 @@ export interface GitHubRouteDeps {
 const WEBHOOK_CALLER: Caller = { actor: 'github-webhook', mayActForOthers: true };
 const RUN_PR_ACTIONS = ['opened', 'synchronize', 'reopened'];
 const ZERO_SHA = /^0+$/;
+const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const EVENT_NAME = /^[a-z_]{1,64}$/;
 
-/** The parts of GitHub's payloads read here; everything is optional because nothing is trusted to be there. */
-interface WebhookPayload {
-  action?: string;
-  ref?: string;
-  after?: string;
-  deleted?: boolean;
-  number?: number;
-  repository?: { full_name?: string };
-  sender?: { login?: string };
-  pusher?: { name?: string };
-  pull_request?: { number?: number; head?: { ref?: string; sha?: string; repo?: { full_name?: string } | null } };
-}
+/** A webhook payload as parsed: nothing in it is trusted to be there, or to have the type GitHub gives it. */
+type WebhookPayload = Record<string, unknown>;
 
 export type WebhookDecision =
   | { kind: 'run'; input: CreateRunInput }
@@ -51,15 +43,42 @@ export type WebhookDecision =
 
 const ignored = (reason: string): WebhookDecision => ({ kind: 'ignored', reason });
 
+/** The value at a dotted path; undefined when a step is missing or null, a 422 when a step is not an object. */
+function field(payload: WebhookPayload, path: string): unknown {
+  let at: unknown = payload;
+  for (const key of path.split('.')) {
+    if (at === undefined || at === null) return undefined;
+    if (typeof at !== 'object' || Array.isArray(at)) throw invalid(`webhook payload: ${path} is not where GitHub puts it`, { field: path });
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at ?? undefined;
+}
+
+/** A string field, or undefined; any other type is a 422 (a number where GitHub sends text is not GitHub). */
+function text(payload: WebhookPayload, path: string): string | undefined {
+  const value = field(payload, path);
+  if (value !== undefined && typeof value !== 'string') throw invalid(`webhook payload: ${path} must be a string`, { field: path });
+  return value;
+}
+
+/** Who the run is recorded as triggered by: the sender's login, checked like any actor. */
+function actor(payload: WebhookPayload, ...paths: string[]): string {
+  for (const path of paths) {
+    const value = text(payload, path);
+    if (value !== undefined) return checkName('actor', path, value);
+  }
+  return WEBHOOK_CALLER.actor;
+}
+
 /** Which run, if any, a GitHub event asks for (docs/decisions.md: tag pushes, PR actions, forks). */
 export function decideWebhook(event: string, payload: WebhookPayload): WebhookDecision {
   if (event === 'ping') return { kind: 'pong' };
   if (event !== 'push' && event !== 'pull_request') return ignored(`event ${event} does not start runs`);
-  const repository = checkName('repository', 'repository.full_name', payload.repository?.full_name ?? '');
-  const sender = payload.sender?.login;
+  const repository = checkName('repository', 'repository.full_name', text(payload, 'repository.full_name') ?? '');
   if (event === 'push') {
-    const ref = payload.ref ?? '';
-    if (payload.deleted === true || ZERO_SHA.test(payload.after ?? '0')) return ignored(`${ref} was deleted`);
+    const ref = text(payload, 'ref') ?? '';
+    const after = text(payload, 'after');
+    if (field(payload, 'deleted') === true || ZERO_SHA.test(after ?? '0')) return ignored(`${ref} was deleted`);
     if (ref.startsWith('refs/tags/')) {
       return ignored('tag pushes start no run: a run is per commit, and the tagged commit runs from its branch push (release a tag with POST /v1/releases)');
     }
@@ -69,26 +88,25 @@ export function decideWebhook(event: string, payload: WebhookPayload): WebhookDe
       input: {
         repository, trigger_type: 'push',
         branch: checkName('branch', 'ref', ref.slice('refs/heads/'.length)),
-        commit_sha: checkName('commitSha', 'after', payload.after ?? ''),
-        triggered_by: sender ?? payload.pusher?.name ?? WEBHOOK_CALLER.actor,
+        commit_sha: checkName('commitSha', 'after', after ?? ''),
+        triggered_by: actor(payload, 'sender.login', 'pusher.name'),
       },
     };
   }
-  const action = payload.action ?? '';
+  const action = text(payload, 'action') ?? '';
   if (!RUN_PR_ACTIONS.includes(action)) return ignored(`pull_request action ${action} does not start runs (only ${RUN_PR_ACTIONS.join(', ')})`);
-  const pr = payload.pull_request;
-  const head = pr?.head;
   // A fork's code is untrusted, and its branch names could pass for ours (a fork's "main").
-  if (head?.repo?.full_name?.toLowerCase() !== repository.toLowerCase()) return ignored('pull requests from forks do not start runs');
-  const prNumber = payload.number ?? pr?.number;
+  if (text(payload, 'pull_request.head.repo.full_name')?.toLowerCase() !== repository.toLowerCase()) return ignored('pull requests from forks do not start runs');
+  const prNumber = field(payload, 'number') ?? field(payload, 'pull_request.number');
   if (prNumber === undefined) throw invalid('pull_request event without a number', { field: 'number' });
+  if (typeof prNumber !== 'number' || !Number.isSafeInteger(prNumber) || prNumber < 1) throw invalid('webhook payload: number must be a positive integer', { field: 'number' });
   return {
     kind: 'run',
     input: {
       repository, trigger_type: 'pull_request',
-      branch: checkName('branch', 'pull_request.head.ref', head.ref ?? ''),
-      commit_sha: checkName('commitSha', 'pull_request.head.sha', head.sha ?? ''),
-      triggered_by: sender ?? WEBHOOK_CALLER.actor,
+      branch: checkName('branch', 'pull_request.head.ref', text(payload, 'pull_request.head.ref') ?? ''),
+      commit_sha: checkName('commitSha', 'pull_request.head.sha', text(payload, 'pull_request.head.sha') ?? ''),
+      triggered_by: actor(payload, 'sender.login'),
       github_context: { pr_number: prNumber },
     },
   };
@@ -166,6 +184,10 @@ export const githubRoutes = (deps: GitHubRouteDeps): FastifyPluginAsync => async
       if (event === undefined || delivery === undefined) {
         throw invalid('X-GitHub-Event and X-GitHub-Delivery headers are required', { missing: event === undefined ? 'x-github-event' : 'x-github-delivery' });
       }
+      // Both are stored, and the signature does not cover headers: bound them (a delivery id is
+      // GitHub's GUID; a key far longer than that fails the index, not the request).
+      if (!DELIVERY_ID.test(delivery)) throw invalid('X-GitHub-Delivery must be 1-128 letters, digits, ".", "_", ":" or "-" (GitHub sends a GUID)', { field: 'x-github-delivery' });
+      if (!EVENT_NAME.test(event)) throw invalid('X-GitHub-Event must be a GitHub event name (1-64 lowercase letters and "_")', { field: 'x-github-event' });
       const decision = decideWebhook(event, parsePayload(raw, request.headers['content-type']));
       if (decision.kind === 'pong') return reply.status(200).send({ status: 'pong' });
       if (decision.kind === 'ignored') return reply.status(202).send({ status: 'ignored', reason: decision.reason });

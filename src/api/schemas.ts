@@ -113,7 +113,8 @@ export const taskStatusBody = obj({
 export const stepStatusBody = obj({
   status: { type: 'string', enum: REPORTED_STATUSES },
   exit_code: { type: ['integer', 'null'], minimum: -1, maximum: 255 },
-  logs_s3_key: { type: ['string', 'null'], maxLength: 1024, pattern: String.raw`^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/+=-]+$` },
+  // An object key (store/object-keys.ts): relative, no empty, "." or ".." segment, not the files store's .forge-tmp/.
+  logs_s3_key: { type: ['string', 'null'], maxLength: 1024, pattern: String.raw`^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!\.forge-tmp(?:/|$))[A-Za-z0-9._/+=-]+$` },
   attempt: attemptField,
   error: { ...S.text(10_000), description: 'beyond the seed: why a failed step failed (timeout, could not start); becomes its task\'s error' },
 }, ['status']);

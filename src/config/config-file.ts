@@ -8,10 +8,10 @@
  * Problems are mapped back to the user's file, line and column and reworded to say what is allowed.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { parseDocument } from 'yaml';
@@ -294,6 +294,20 @@ function split<T>(items: T[], parts: number): T[][] {
   return out;
 }
 
+/**
+ * A configuration file's text, or the problem when it or its `.forge` directory is a symbolic link.
+ * A checkout's links are never followed: one could point anywhere on the worker's machine (its own
+ * environment in /proc/self/environ included), and what was read would come back in error messages.
+ */
+function readConfigFile(file: string): string | CueProblem {
+  for (const path of [dirname(file), file]) {
+    if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      return { message: `${path} is a symbolic link; configuration is read only from regular files and directories of the repository`, positions: [] };
+    }
+  }
+  return readFileSync(file, 'utf8');
+}
+
 /** Most files one CUE call evaluates (bounds a call's memory; GC is off inside a call). */
 const MAX_PER_CALL = 500;
 
@@ -303,11 +317,16 @@ const MAX_PER_CALL = 500;
  */
 export async function evaluateConfigs(sources: ConfigSource[], cache: ConfigCache = MEMORY_CACHE): Promise<Evaluated[]> {
   // Small files read synchronously: for a thousand of them this is several times faster than the thread pool.
-  const raws = sources.map((s) => readFileSync(s.file, 'utf8'));
+  const raws = sources.map((s) => readConfigFile(s.file));
   const results: (Evaluated | undefined)[] = sources.map(() => undefined);
   const pending: Pending[] = [];
   sources.forEach((source, index) => {
-    const prepared = prepare(source, raws[index] ?? '');
+    const raw = raws[index] ?? '';
+    if (typeof raw !== 'string') {
+      results[index] = { ok: false, file: source.file, problems: [raw] };
+      return;
+    }
+    const prepared = prepare(source, raw);
     if (!prepared.ok) {
       results[index] = { ok: false, file: prepared.file, problems: prepared.problems };
       return;

@@ -76,10 +76,26 @@ export async function readStepLog(store: Pick<Repos, 'getStep'>, objects: Object
     else body = fromParts ?? Buffer.alloc(0);
     complete = false;
   }
-  // Whole lines only, unless one line does not fit or the log ends here.
+  // Whole lines only, unless one line does not fit (then whole characters: a range must not end
+  // inside a UTF-8 sequence, or its text would carry U+FFFD for bytes the next range starts with).
   if (offset + body.length < size) {
     const lastNewline = body.lastIndexOf(0x0a);
-    if (lastNewline >= 0) body = body.subarray(0, lastNewline + 1);
+    body = body.subarray(0, lastNewline >= 0 ? lastNewline + 1 : wholeCharacters(body));
   }
   return { ...empty, next_offset: offset + body.length, size, complete: complete && offset + body.length >= size, text: body.toString('utf8') };
+}
+
+/**
+ * The length of `body` without a UTF-8 sequence its end cuts short; all of it when that would leave
+ * nothing (a range smaller than one character still moves on).
+ */
+export function wholeCharacters(body: Buffer): number {
+  // The last lead byte is at most 3 bytes back; continuation bytes are 10xxxxxx.
+  for (let i = body.length - 1; i >= 0 && i >= body.length - 4; i--) {
+    const byte = body[i]!;
+    if ((byte & 0xc0) === 0x80) continue;
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return i + length <= body.length || i === 0 ? body.length : i;
+  }
+  return body.length;
 }

@@ -112,14 +112,19 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
       } else {
         // Configuration problems (the handler counts them) are the user's to fix; the rest (git, a
         // commit that is not there, the worker) is a discovery failure.
+        // A dead-lettered job (decision 123) never got an outcome at all.
         const config = reply.error?.code === 'validation_error' && reply.error.details?.problems !== undefined;
-        await failRun(ctx, run.id, config ? 'invalid_config' : 'discovery_failed', reply.error?.message ?? 'discovery failed');
+        const code = reply.error?.code === 'dead_lettered' ? 'dead_lettered' : config ? 'invalid_config' : 'discovery_failed';
+        await failRun(ctx, run.id, code, reply.error?.message ?? 'discovery failed');
       }
     } else if (reply.type === 'ci' && !reply.ok && reply.error?.code !== 'cancelled') {
-      // The worker could not run the task (no checkout, no claim): the platform fails it.
+      // The worker could not run the task (no checkout, no claim), or no worker could (dead-lettered):
+      // the platform fails it.
       const task = await ctx.store.getTask(reply.job_id);
       if (task && !isExecutionTerminal(task.status)) {
-        await reportTaskStatus(ctx, task.id, 'failed', `worker error: ${reply.error?.message ?? 'unknown'}`).catch(ignoreConflict);
+        const deadLettered = reply.error?.code === 'dead_lettered';
+        await reportTaskStatus(ctx, task.id, 'failed', deadLettered ? reply.error!.message : `worker error: ${reply.error?.message ?? 'unknown'}`,
+          undefined, deadLettered ? 'dead_lettered' : undefined).catch(ignoreConflict);
       }
     }
     nudge(reply.run_id);

@@ -431,7 +431,7 @@ function checkReport(kind: 'task' | 'step', id: string, from: TaskExecution['sta
  * a start marks them running; a failure fails phase and run (fail-fast); the last success of a
  * phase succeeds it, and the last phase succeeds the run.
  */
-async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, to: ReportedStatus, at: Date): Promise<boolean> {
+async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, to: ReportedStatus, at: Date, platformFailure?: { code: string; message: string }): Promise<boolean> {
   const phase = await tx.getPhase(task.phase_execution_id);
   if (!phase) throw new Error(`task ${task.id} has no phase`);
   switch (to) {
@@ -441,7 +441,7 @@ async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, t
       return false;
     case 'failed':
       await tx.updatePhase(phase.id, { status: 'failed', completed_at: at, ...(phase.started_at ? {} : { started_at: at }) });
-      await finishRun(tx, run, 'failed', at);
+      await finishRun(tx, run, 'failed', at, platformFailure && { code: platformFailure.code, message: `task ${phase.phase_name}/${task.project_name}: ${platformFailure.message}` });
       return true;
     case 'success': {
       const siblings = await tx.listTasks([phase.id]);
@@ -460,7 +460,11 @@ async function propagateTask(tx: Repos, run: PipelineRun, task: TaskExecution, t
   }
 }
 
-export async function reportTaskStatus(ctx: EngineContext, id: string, to: ReportedStatus, error?: string, attempt?: number): Promise<TaskExecution> {
+/**
+ * `platformCode`: the platform failed the task (not the user's step), e.g. `dead_lettered`: the run it
+ * ends records that code and the task's error as its own.
+ */
+export async function reportTaskStatus(ctx: EngineContext, id: string, to: ReportedStatus, error?: string, attempt?: number, platformCode?: string): Promise<TaskExecution> {
   let wroteEvents = false;
   let changed = false;
   let runId = '';
@@ -481,7 +485,7 @@ export async function reportTaskStatus(ctx: EngineContext, id: string, to: Repor
       ...(error !== undefined ? { error } : {}),
     };
     await tx.updateTask(id, patch);
-    wroteEvents = await propagateTask(tx, run, current, to, now);
+    wroteEvents = await propagateTask(tx, run, current, to, now, platformCode ? { code: platformCode, message: error ?? to } : undefined);
     changed = true;
     return { ...current, ...patch };
   });

@@ -3,10 +3,17 @@
  * run the handler with heartbeats → reply to the job's inbox → only then ack.
  *
  *   handler resolves          → reply {ok: true, result | result_key}, ack
- *   handler throws Retryable  → nak(backoff) while deliveries remain; else reply the error, term
+ *   handler throws Retryable  → nak(backoff) while deliveries remain; else reply the error
+ *                               (retries_exhausted), dead-letter a copy, term
  *   handler throws otherwise  → reply the error, term (no redelivery: the error is final)
  *   run cancelled (broadcast) → the handler's signal aborts; whatever it throws is replied, term
  *   reply cannot be sent      → no ack: the message is redelivered after ack_wait
+ *
+ * Dead letters (decision 123): the adapters keep what the queue could not get an outcome for on a
+ * dead-letter queue, with the reason: a message that is not a job (at once: it never will be), a job
+ * whose retries ran out (after its reply), and a job delivered max_deliver times without any
+ * outcome, its worker dying or freezing every time (answered with a `dead_lettered` reply, so its
+ * run fails instead of waiting for a timeout). A final error is an outcome, not a dead letter.
  */
 import { RetryableError, isForgeError } from '../domain/errors.ts';
 import { MAX_INLINE_REPLY_BYTES, backoffDelay, resultKey, type JobMessage, type JobReply } from '../domain/jobs.ts';
@@ -17,6 +24,31 @@ export interface DeliveryControl {
   nak(delayMs: number): void;
   term(): void;
   working(): void;
+  /** Stores a copy of the message on the dead-letter queue with the reason; throws when it cannot. */
+  deadLetter(reason: string): Promise<void>;
+}
+
+/** What the dead-letter queue keeps of a message: why, where it was, how often it was delivered, its bytes. */
+export interface DeadLetter {
+  reason: string;
+  subject: string;
+  deliveries: number;
+  data: string;
+  dead_lettered_at: string;
+}
+
+export const NOT_A_JOB = 'not a job message (unparseable, or without id, type, run_id and reply_to)';
+
+/** The reason of a job delivered max_deliver times without an outcome. */
+export const noOutcome = (deliveries: number) =>
+  `no outcome after ${deliveries} deliveries: every worker that took it died or froze before replying`;
+
+/** The reply that tells a job's dispatcher the queue gave up on it. */
+export function deadLetterReply(job: JobMessage, deliveries: number, reason: string): JobReply {
+  return {
+    job_id: job.id, type: job.type, run_id: job.run_id, run_attempt: job.run_attempt, delivery: deliveries,
+    ok: false, error: { code: 'dead_lettered', message: `job ${job.id} was dead-lettered: ${reason}` },
+  };
 }
 
 /** In-flight jobs by run, so a cancel broadcast aborts the run's handlers. */
@@ -94,6 +126,13 @@ export async function handleDelivery(options: DeliveryOptions): Promise<void> {
         await options.reply(job.reply_to, reply);
       } catch {
         return; // not acked: redelivered, and replied then
+      }
+      if (code === 'retries_exhausted') {
+        try {
+          await control.deadLetter(`retries exhausted after ${deliveryCount} deliveries: ${message}`);
+        } catch {
+          return; // not termed: once its deliveries are out, the queue dead-letters it itself
+        }
       }
       control.term();
       return;

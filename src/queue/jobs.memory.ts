@@ -5,12 +5,13 @@
  *
  * Message: queued → delivered (deliveryCount + 1, ack timer) → acked | nak → queued after the delay
  *          | ack timer expires (no heartbeat) → queued again, until MAX_DELIVER deliveries → dead
+ *            (kept in `dead` with the reason; the job's reply_to gets a dead_lettered reply)
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MAX_DELIVER, subjectOf, workerTypeOf, type JobMessage, type JobReply, type WorkerType } from '../domain/jobs.ts';
 import type { JobConsumer, JobHandler, JobQueue, ObjectStore } from '../engine/ports.ts';
-import { CancelRegistry, handleDelivery, parseJob } from './delivery.ts';
+import { CancelRegistry, NOT_A_JOB, deadLetterReply, handleDelivery, noOutcome, parseJob, type DeadLetter } from './delivery.ts';
 
 export interface QueueTimings {
   /** How long a delivery may go without an ack or heartbeat before it is redelivered. */
@@ -24,6 +25,7 @@ export const DEFAULT_TIMINGS: QueueTimings = { ackWaitMs: 30_000, maxDeliver: MA
 
 interface Message {
   seq: number;
+  subject: string;
   data: string;
   deliveries: number;
   /** Identifies the current delivery: a late ack of an earlier one does nothing. */
@@ -43,19 +45,20 @@ export class MemoryBroker {
   private readonly queues = new Map<WorkerType, Message[]>();
   private readonly slots = new Map<WorkerType, Slot[]>();
   private readonly seen = new Map<string, number>();
-  readonly dead: Message[] = [];
+  /** The dead-letter queue (delivery.ts says what goes there). */
+  readonly dead: DeadLetter[] = [];
   readonly wire = new EventEmitter().setMaxListeners(0);
 
   constructor(timings: Partial<QueueTimings> = {}) {
     this.timings = { ...DEFAULT_TIMINGS, ...timings };
   }
 
-  publish(type: WorkerType, data: string, msgId: string): void {
+  publish(type: WorkerType, subject: string, data: string, msgId: string): void {
     const now = Date.now();
     for (const [id, at] of this.seen) if (now - at > this.timings.dedupeWindowMs) this.seen.delete(id);
     if (this.seen.has(msgId)) return;
     this.seen.set(msgId, now);
-    this.queue(type).push({ seq: ++this.seq, data, deliveries: 0, token: 0, timer: undefined });
+    this.queue(type).push({ seq: ++this.seq, subject, data, deliveries: 0, token: 0, timer: undefined });
     this.pump(type);
   }
 
@@ -114,9 +117,17 @@ export class MemoryBroker {
     this.pump(type);
   }
 
+  /** Keeps a copy of the message on the dead-letter queue. */
+  deadLetter(message: Message, reason: string): void {
+    this.dead.push({ reason, subject: message.subject, deliveries: message.deliveries, data: message.data, dead_lettered_at: new Date().toISOString() });
+  }
+
   private requeue(type: WorkerType, message: Message): void {
     if (message.deliveries >= this.timings.maxDeliver) {
-      this.dead.push(message);
+      const reason = noOutcome(message.deliveries);
+      this.deadLetter(message, reason);
+      const job = parseJob(message.data);
+      if (job) this.wire.emit(job.reply_to, deadLetterReply(job, message.deliveries, reason));
       return;
     }
     this.queue(type).unshift(message);
@@ -153,8 +164,8 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
   return {
     kind: 'memory',
     async publish(job: JobMessage, msgId: string) {
-      subjectOf(job.type, job.id);
-      broker.publish(workerTypeOf(job.type), JSON.stringify(job), msgId);
+      const subject = subjectOf(job.type, job.id); // refuses an unknown type first
+      broker.publish(workerTypeOf(job.type), subject, JSON.stringify(job), msgId);
     },
     async openInbox(onReply: (reply: JobReply) => Promise<void> | void) {
       const subject = `_INBOX.${randomUUID()}`;
@@ -178,8 +189,10 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
             term: () => { if (!closed) delivered.term(); },
             nak: (delayMs: number) => { if (!closed) delivered.nak(delayMs); },
             working: () => { if (!closed) delivered.working(); },
+            deadLetter: async (reason: string) => broker.deadLetter(message, reason),
           };
           if (!job) {
+            broker.deadLetter(message, NOT_A_JOB);
             delivery.term();
             return;
           }

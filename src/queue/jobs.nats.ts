@@ -11,12 +11,15 @@
  * A `namespace` prefixes every stream and subject so test suites never share a stream.
  */
 import { ForgeError } from '../domain/errors.ts';
-import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager,
+  type ConsumerConfig, type ConsumerUpdateConfig, type JetStreamManager, type StreamConfig,
+} from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { STREAMS, backoffDelay, subjectOf, type JobMessage, type JobReply, type WorkerType } from '../domain/jobs.ts';
 import type { JobConsumer, JobHandler, JobQueue, ObjectStore } from '../engine/ports.ts';
-import { CancelRegistry, handleDelivery, parseJob } from './delivery.ts';
+import { CancelRegistry, NOT_A_JOB, deadLetterReply, handleDelivery, noOutcome, parseJob, type DeadLetter } from './delivery.ts';
 import { DEFAULT_TIMINGS, type QueueTimings } from './jobs.memory.ts';
 
 export const CANCEL_SUBJECT = 'forge.cancel';
@@ -49,64 +52,86 @@ export function replyStreamName(namespace = ''): { stream: string; subjects: str
   return { stream: `${namespace.replace(/\./g, '-')}pipeline-replies`, subjects: `${namespace}pipeline.replies.*` };
 }
 
+/** The dead-letter queue: pipeline.deadletter.<worker type>, each message a DeadLetter (JSON), kept for a week. */
+export function deadLetterStreamName(namespace = ''): { stream: string; subjects: string } {
+  return { stream: `${namespace.replace(/\./g, '-')}pipeline-deadletter`, subjects: `${namespace}pipeline.deadletter.*` };
+}
+
+/** JetStream's advisories of job messages that ran out of deliveries, kept until a dispatcher has dead-lettered them. */
+function maxDeliveriesStream(namespace: string): { stream: string; subjects: string[] } {
+  return {
+    stream: `${namespace.replace(/\./g, '-')}pipeline-max-deliveries`,
+    subjects: Object.values(streamNames(namespace)).map(({ stream, consumer }) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`),
+  };
+}
+
 const REPLY_MAX_AGE_MS = 24 * 3_600_000;
+const DEAD_LETTER_MAX_AGE_MS = 7 * 24 * 3_600_000;
 const INBOX_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** The durable consumer (shared by every dispatcher) of the max-deliveries advisories. */
+const DEAD_LETTERER = 'dead-letterer';
+
+/** What JetStream publishes when a consumer gives up redelivering a message (the fields read here). */
+interface MaxDeliveriesAdvisory {
+  stream: string;
+  consumer: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+const isNotFound = (error: unknown) => /not found/i.test((error as Error).message);
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+    await jsm.streams.update(config.name, config);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
+/** Creates the durable consumer unless it exists; `update` is what an existing one is brought to. */
+async function ensureConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }, update?: Partial<ConsumerUpdateConfig>): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+    if (update) await jsm.consumers.update(stream, config.durable_name, update);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.consumers.add(stream, config);
+  }
+}
 
 /** Creates or updates the streams and durable consumers (idempotent; every process may call it). */
 export async function ensureJobStreams(jsm: JetStreamManager, namespace: string, timings: QueueTimings): Promise<void> {
   const names = streamNames(namespace);
+  const common = { storage: StorageType.File, duplicate_window: nanos(timings.dedupeWindowMs), num_replicas: 1 };
   for (const type of Object.keys(names) as WorkerType[]) {
     const spec = STREAMS[type];
     const { stream, subjects, consumer } = names[type];
-    const config = {
-      name: stream, subjects: [subjects], retention: RetentionPolicy.Workqueue, storage: StorageType.File,
-      max_age: nanos(spec.maxAgeMs), max_msgs: spec.maxMsgs, duplicate_window: nanos(timings.dedupeWindowMs), num_replicas: 1,
-    };
-    try {
-      await jsm.streams.info(stream);
-      await jsm.streams.update(stream, config);
-    } catch (error) {
-      if (!/not found/i.test((error as Error).message)) throw error;
-      await jsm.streams.add(config);
-    }
-    const consumerConfig = {
+    await ensureStream(jsm, { name: stream, subjects: [subjects], retention: RetentionPolicy.Workqueue, max_age: nanos(spec.maxAgeMs), max_msgs: spec.maxMsgs, ...common });
+    await ensureConsumer(jsm, stream, {
       durable_name: consumer, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
       max_deliver: timings.maxDeliver, ack_wait: nanos(timings.ackWaitMs), filter_subject: subjects, max_ack_pending: 10_000,
-    };
-    try {
-      await jsm.consumers.info(stream, consumer);
-      await jsm.consumers.update(stream, consumer, { max_deliver: timings.maxDeliver, ack_wait: nanos(timings.ackWaitMs) });
-    } catch (error) {
-      if (!/not found/i.test((error as Error).message)) throw error;
-      await jsm.consumers.add(stream, consumerConfig);
-    }
+    }, { max_deliver: timings.maxDeliver, ack_wait: nanos(timings.ackWaitMs) });
   }
   const replies = replyStreamName(namespace);
-  const replyConfig = {
-    name: replies.stream, subjects: [replies.subjects], retention: RetentionPolicy.Workqueue, storage: StorageType.File,
-    max_age: nanos(REPLY_MAX_AGE_MS), duplicate_window: nanos(timings.dedupeWindowMs), num_replicas: 1,
-  };
-  try {
-    await jsm.streams.info(replies.stream);
-    await jsm.streams.update(replies.stream, replyConfig);
-  } catch (error) {
-    if (!/not found/i.test((error as Error).message)) throw error;
-    await jsm.streams.add(replyConfig);
-  }
+  await ensureStream(jsm, { name: replies.stream, subjects: [replies.subjects], retention: RetentionPolicy.Workqueue, max_age: nanos(REPLY_MAX_AGE_MS), ...common });
+  const dead = deadLetterStreamName(namespace);
+  await ensureStream(jsm, { name: dead.stream, subjects: [dead.subjects], retention: RetentionPolicy.Limits, max_age: nanos(DEAD_LETTER_MAX_AGE_MS), ...common });
+  const advisories = maxDeliveriesStream(namespace);
+  await ensureStream(jsm, { name: advisories.stream, subjects: advisories.subjects, retention: RetentionPolicy.Workqueue, max_age: nanos(DEAD_LETTER_MAX_AGE_MS), ...common });
+  await ensureConsumer(jsm, advisories.stream, {
+    durable_name: DEAD_LETTERER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: nanos(timings.ackWaitMs), max_ack_pending: 1000,
+  });
 }
 
 /** Creates the durable consumer of an inbox (idempotent): every reply to its subject, until handled. */
 async function ensureInboxConsumer(jsm: JetStreamManager, namespace: string, name: string, timings: QueueTimings): Promise<void> {
-  const { stream } = replyStreamName(namespace);
-  try {
-    await jsm.consumers.info(stream, name);
-  } catch (error) {
-    if (!/not found/i.test((error as Error).message)) throw error;
-    await jsm.consumers.add(stream, {
-      durable_name: name, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(timings.ackWaitMs), filter_subject: `${namespace}pipeline.replies.${name}`, max_ack_pending: 10_000,
-    });
-  }
+  await ensureConsumer(jsm, replyStreamName(namespace).stream, {
+    durable_name: name, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(timings.ackWaitMs), filter_subject: `${namespace}pipeline.replies.${name}`, max_ack_pending: 10_000,
+  });
 }
 
 /**
@@ -178,6 +203,35 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
     },
   });
   const consumers = new Set<JobConsumer>();
+  const jsm = await jetstreamManager(nc);
+  const typeOfStream = new Map((Object.entries(names) as [WorkerType, { stream: string }][]).map(([type, n]) => [n.stream, type]));
+
+  /** Stores a dead letter; under `msgId` (the message's stream and sequence) a repeat is dropped. */
+  const deadLetter = async (type: WorkerType, letter: Omit<DeadLetter, 'dead_lettered_at'>, msgId: string): Promise<void> => {
+    const stored: DeadLetter = { ...letter, dead_lettered_at: new Date().toISOString() };
+    await js.publish(`${namespace}pipeline.deadletter.${type}`, JSON.stringify(stored), { msgID: msgId });
+  };
+
+  /**
+   * A job message ran out of deliveries with no outcome: keep it on the dead-letter queue, answer its
+   * dispatcher (its run fails now rather than at its timeout), and take it off its work queue.
+   * Every step may be repeated (a redelivered advisory) without harm.
+   */
+  const deadLetterExhausted = async (advisory: MaxDeliveriesAdvisory): Promise<void> => {
+    const type = typeOfStream.get(advisory.stream);
+    if (!type) return;
+    const stored = await jsm.streams.getMessage(advisory.stream, { seq: advisory.stream_seq }).catch((error: unknown) => {
+      if (isNotFound(error)) return null;
+      throw error;
+    });
+    if (!stored) return; // acked or removed meanwhile: nothing was given up on
+    const data = stored.string();
+    const reason = noOutcome(advisory.deliveries);
+    await deadLetter(type, { reason, subject: stored.subject, deliveries: advisory.deliveries, data }, `${advisory.stream}-${advisory.stream_seq}`);
+    const job = parseJob(data);
+    if (job) await js.publish(job.reply_to, JSON.stringify(deadLetterReply(job, advisory.deliveries, reason)));
+    await jsm.streams.deleteMessage(advisory.stream, advisory.stream_seq).catch(() => false);
+  };
 
   return {
     kind: 'nats',
@@ -188,9 +242,27 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
     async openInbox(onReply, inboxOptions = {}) {
       const name = inboxOptions.name ?? 'dispatcher';
       if (!INBOX_NAME.test(name)) throw new Error(`inbox name ${JSON.stringify(name)} must be 1-64 letters, digits, "_" or "-"`);
-      await ensureInboxConsumer(await jetstreamManager(nc), namespace, name, timings);
+      await ensureInboxConsumer(jsm, namespace, name, timings);
       const consumer = await js.consumers.get(replyStreamName(namespace).stream, name);
       const stopping = new AbortController();
+      // Dispatchers also give up on jobs that ran out of deliveries (decision 123): the answer is theirs.
+      const advisories = await js.consumers.get(maxDeliveriesStream(namespace).stream, DEAD_LETTERER);
+      const deadLetterLoop = pullLoop(nc, advisories, 16, stopping.signal, async (msg) => {
+        let advisory: MaxDeliveriesAdvisory;
+        try {
+          advisory = msg.json<MaxDeliveriesAdvisory>();
+        } catch {
+          msg.term();
+          return;
+        }
+        try {
+          await deadLetterExhausted(advisory);
+        } catch {
+          quietly(() => msg.nak(backoffDelay(msg.info.deliveryCount - 1)));
+          return;
+        }
+        await msg.ackAck().catch(() => false);
+      });
       const loop = pullLoop(nc, consumer, 64, stopping.signal, async (msg) => {
         let reply: JobReply;
         try {
@@ -212,7 +284,7 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
         subject: `${namespace}pipeline.replies.${name}`,
         async close() {
           stopping.abort();
-          await loop;
+          await Promise.all([loop, deadLetterLoop]);
         },
       };
     },
@@ -221,8 +293,15 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
       const consumer = await js.consumers.get(names[type].stream, names[type].consumer);
       const stopping = new AbortController();
       const loop = pullLoop(nc, consumer, concurrency, stopping.signal, async (msg) => {
+        const letterId = `${names[type].stream}-${msg.info.streamSequence}`;
+        const letter = (reason: string) => deadLetter(type, { reason, subject: msg.subject, deliveries: msg.info.deliveryCount, data: msg.string() }, letterId);
         const job = parseJob(msg.string());
         if (!job) {
+          try {
+            await letter(NOT_A_JOB);
+          } catch {
+            return; // not termed: it comes back, and is dead-lettered then
+          }
           msg.term();
           return;
         }
@@ -235,6 +314,7 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
             nak: (delayMs) => quietly(() => msg.nak(delayMs)),
             term: () => quietly(() => msg.term()),
             working: () => quietly(() => msg.working()),
+            deadLetter: letter,
           },
           // Stored on the reply stream before the job is acked: a failed store (JetStream away) is
           // thrown, so the job is not acked and comes back.
@@ -269,7 +349,8 @@ export async function deleteJobStreams(url: string, namespace: string): Promise<
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
-    for (const { stream } of [...Object.values(streamNames(namespace)), replyStreamName(namespace)]) await jsm.streams.delete(stream).catch(() => false);
+    const streams = [...Object.values(streamNames(namespace)), replyStreamName(namespace), deadLetterStreamName(namespace), maxDeliveriesStream(namespace)];
+    for (const { stream } of streams) await jsm.streams.delete(stream).catch(() => false);
   } finally {
     await nc.close();
   }

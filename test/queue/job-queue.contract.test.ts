@@ -14,7 +14,10 @@ import { MAX_INLINE_REPLY_BYTES, resultKey, type JobMessage, type JobReply, type
 import type { Delivery, JobQueue, ObjectStore } from '../../src/engine/ports.ts';
 import { createFileObjectStore } from '../../src/store/object-store.files.ts';
 import { MemoryBroker, createMemoryJobQueue, type QueueTimings } from '../../src/queue/jobs.memory.ts';
-import { connectNatsJobs, deleteJobStreams } from '../../src/queue/jobs.nats.ts';
+import { connectNatsJobs, deadLetterStreamName, deleteJobStreams } from '../../src/queue/jobs.nats.ts';
+import type { DeadLetter } from '../../src/queue/delivery.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
 
 const TIMINGS: QueueTimings = { ackWaitMs: 1000, maxDeliver: 3, dedupeWindowMs: 30_000 };
@@ -22,6 +25,8 @@ const TIMINGS: QueueTimings = { ackWaitMs: 1000, maxDeliver: 3, dedupeWindowMs: 
 interface Backend {
   /** A new connection to the same queue (as another process would have). */
   connect(objects?: ObjectStore): Promise<JobQueue>;
+  /** What the dead-letter queue holds, oldest first. */
+  deadLetters(): Promise<DeadLetter[]>;
   cleanup(): Promise<void>;
 }
 
@@ -30,7 +35,11 @@ const backends: { name: string; skip?: string; open(): Promise<Backend> }[] = [
     name: 'memory',
     async open() {
       const broker = new MemoryBroker(TIMINGS);
-      return { connect: async (objects) => createMemoryJobQueue(broker, objects ? { objects } : {}), cleanup: async () => undefined };
+      return {
+        connect: async (objects) => createMemoryJobQueue(broker, objects ? { objects } : {}),
+        deadLetters: async () => structuredClone(broker.dead),
+        cleanup: async () => undefined,
+      };
     },
   },
   {
@@ -40,11 +49,30 @@ const backends: { name: string; skip?: string; open(): Promise<Backend> }[] = [
       const namespace = `t${randomUUID().slice(0, 8)}.`;
       return {
         connect: (objects) => connectNatsJobs(TEST_NATS_URL, { namespace, timings: TIMINGS, ...(objects ? { objects } : {}) }),
+        deadLetters: () => readDeadLetters(TEST_NATS_URL, namespace),
         cleanup: () => deleteJobStreams(TEST_NATS_URL, namespace),
       };
     },
   },
 ];
+
+/** Every message of a namespace's dead-letter stream (each a DeadLetter as JSON). */
+async function readDeadLetters(url: string, namespace: string): Promise<DeadLetter[]> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const { stream } = deadLetterStreamName(namespace);
+    const { state } = await jsm.streams.info(stream);
+    const letters: DeadLetter[] = [];
+    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
+      const stored = await jsm.streams.getMessage(stream, { seq });
+      if (stored) letters.push(stored.json<DeadLetter>());
+    }
+    return letters;
+  } finally {
+    await nc.close();
+  }
+}
 
 const until = async (check: () => boolean, timeoutMs = 8000) => {
   const start = Date.now();
@@ -54,6 +82,15 @@ const until = async (check: () => boolean, timeoutMs = 8000) => {
   }
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const eventuallyLetters = async (read: () => Promise<DeadLetter[]>, count: number, timeoutMs = 8000) => {
+  const start = Date.now();
+  for (;;) {
+    const letters = await read();
+    if (letters.length >= count) return letters;
+    if (Date.now() - start > timeoutMs) throw new Error(`${letters.length} dead letters, not ${count}`);
+    await sleep(50);
+  }
+};
 
 for (const backend of backends) {
   describe.skipIf(backend.skip !== undefined)(`job queue contract on ${backend.name}`, () => {
@@ -228,6 +265,68 @@ for (const backend of backends) {
       await control.broadcastCancel(other.run_id, 'cancelled by alice');
       await until(() => d.replies.length === 2);
       await c.stop();
+    });
+
+    it('dead-letters a message that is not a job at once (no handler sees it), and a job whose retries ran out after its reply', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      const handled: string[] = [];
+      const c = await q.consume('artifact', async ({ job }) => {
+        handled.push(job.id);
+        throw new RetryableError('registry answered 503', 50);
+      });
+      const before = (await opened.deadLetters()).length;
+      const garbage = { ...d.job('artifact'), reply_to: undefined } as unknown as JobMessage;
+      await q.publish(garbage, garbage.id);
+      const exhausted = d.job('artifact');
+      await q.publish(exhausted, exhausted.id);
+      await until(() => d.replies.length === 1, 10_000);
+      expect(d.replies[0]).toMatchObject({ job_id: exhausted.id, ok: false, delivery: 3, error: { code: 'retries_exhausted' } });
+      const letters = await eventuallyLetters(() => opened.deadLetters(), before + 2);
+      const mine = letters.slice(before).sort((a, b) => a.deliveries - b.deliveries);
+      expect(mine).toEqual([
+        { reason: 'not a job message (unparseable, or without id, type, run_id and reply_to)', subject: expect.stringContaining(`pipeline.artifacts.${garbage.id}`), deliveries: 1, data: JSON.stringify(garbage), dead_lettered_at: expect.any(String) },
+        { reason: 'retries exhausted after 3 deliveries: registry answered 503', subject: expect.stringContaining(`pipeline.artifacts.${exhausted.id}`), deliveries: 3, data: JSON.stringify(exhausted), dead_lettered_at: expect.any(String) },
+      ]);
+      expect(handled).toEqual([exhausted.id, exhausted.id, exhausted.id]);
+      await c.stop();
+    });
+
+    it('a job delivered max_deliver times without any outcome (its worker died each time) is dead-lettered, and its dispatcher is told', async () => {
+      const d = await dispatcher(await connect());
+      const before = (await opened.deadLetters()).length;
+      const job = d.job('ci', { poison: true });
+      await (await connect()).publish(job, job.id);
+      for (let n = 1; n <= TIMINGS.maxDeliver; n++) {
+        // A worker takes it and dies with it (never replies, never acks).
+        const dying = await connect();
+        let took = 0;
+        const c = await dying.consume('ci', () => {
+          took += 1;
+          return new Promise(() => undefined);
+        });
+        await until(() => took === 1, 10_000);
+        void c;
+        await dying.close();
+      }
+      // A healthy worker keeps asking for jobs (JetStream gives up on a message when a consumer
+      // asks after its last ack_wait ran out): it never gets this one.
+      let again = 0;
+      const healthy = await (await connect()).consume('ci', async () => ++again);
+      await until(() => d.replies.length === 1, 15_000);
+      expect(d.replies[0]).toEqual({
+        job_id: job.id, type: 'ci', run_id: job.run_id, run_attempt: 1, delivery: 3, ok: false,
+        error: { code: 'dead_lettered', message: `job ${job.id} was dead-lettered: no outcome after 3 deliveries: every worker that took it died or froze before replying` },
+      });
+      const letters = await eventuallyLetters(() => opened.deadLetters(), before + 1);
+      expect(letters.slice(before)).toEqual([{
+        reason: 'no outcome after 3 deliveries: every worker that took it died or froze before replying', subject: expect.stringContaining(`pipeline.tasks.${job.id}`),
+        deliveries: 3, data: JSON.stringify(job), dead_lettered_at: expect.any(String),
+      }]);
+      // Off its work queue: nobody gets it again.
+      await sleep(TIMINGS.ackWaitMs * 1.5);
+      expect(again).toBe(0);
+      await healthy.stop();
     });
 
     // NATS only: in process a reply has nowhere to wait once its process is gone.

@@ -67,6 +67,8 @@ export interface RouteDeps {
 const addFormats = addFormatsPlugin as unknown as (ajv: Ajv) => Ajv;
 const BODY_LIMIT = 1_048_576;
 const MAX_PARAM_LENGTH = 256;
+/** How long a request's headers and body may take to arrive. */
+export const REQUEST_TIMEOUT_MS = 120_000;
 
 function makeAjv(coerceTypes: false | 'array'): Ajv {
   const ajv = new Ajv({ coerceTypes, removeAdditional: false, useDefaults: true, allErrors: false, strict: false });
@@ -115,6 +117,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A path segment may be as long as the longest name (a 128-character alias, a 100-character
     // repository name); the router's default of 100 answered longer ones 414 before any route.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Fastify's default is no limit: a client sending its body a byte a minute would hold its socket
+    // for ever (Node still drops headers slower than 60 s). Bodies are at most 1 MiB.
+    requestTimeout: REQUEST_TIMEOUT_MS,
     // The router's own refusals get the same error body as every other answer.
     frameworkErrors: (error, request, reply) => frameworkError(error, request as FastifyRequest, reply as FastifyReply),
   });

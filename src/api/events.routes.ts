@@ -5,6 +5,8 @@ import type { RouteDeps } from './app.ts';
 import { errorResponses } from './schemas.ts';
 
 const HEARTBEAT_MS = 15_000;
+/** Bytes a stream may fall behind (written, not yet taken by the client) before it is dropped. */
+export const MAX_BEHIND_BYTES = 1024 * 1024;
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
 
 export const eventRoutes = ({ bus }: RouteDeps): FastifyPluginAsync => async (app) => {
@@ -32,15 +34,25 @@ export const eventRoutes = ({ bus }: RouteDeps): FastifyPluginAsync => async (ap
     const res = reply.raw;
     res.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive' });
     res.write(': connected\n\n');
+    // A client that stops reading is dropped once its socket holds MAX_BEHIND_BYTES unsent:
+    // kept, it would grow the server by every event (EventSource reconnects by itself).
+    const send = (text: string) => {
+      if (res.writableLength > MAX_BEHIND_BYTES) {
+        close();
+        res.destroy();
+        return;
+      }
+      res.write(text);
+    };
     const unsubscribe = bus.subscribe((event) => {
       if (wanted && !wanted.has(event.event_type)) return;
-      res.write(`event: ${event.event_type}\ndata: ${JSON.stringify(event)}\n\n`);
+      send(`event: ${event.event_type}\ndata: ${JSON.stringify(event)}\n\n`);
     });
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
-    const close = () => {
+    const heartbeat = setInterval(() => send(': heartbeat\n\n'), HEARTBEAT_MS);
+    function close() {
       clearInterval(heartbeat);
       unsubscribe();
-    };
+    }
     request.raw.on('close', close);
     res.on('error', close);
   });

@@ -100,12 +100,23 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
     out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     let closed = false;
     request.raw.on('close', () => { closed = true; });
+    // The next range is read only once the client has taken the last: a follower that stops
+    // reading holds one range, not the whole log.
+    const drained = () => new Promise<void>((resolve) => {
+      const done = () => {
+        out.off('drain', done);
+        request.raw.off('close', done);
+        resolve();
+      };
+      out.on('drain', done);
+      request.raw.on('close', done);
+    });
     let range = first;
     let lastWrite = Date.now();
     try {
       for (;;) {
         if (range.text.length > 0) {
-          out.write(`data: ${JSON.stringify(range)}\n\n`);
+          if (!out.write(`data: ${JSON.stringify(range)}\n\n`) && !closed) await drained();
           lastWrite = Date.now();
         } else if (Date.now() - lastWrite >= LOG_HEARTBEAT_MS) {
           // A quiet step: a comment line keeps proxies from closing the stream.

@@ -240,7 +240,12 @@ function lookup(spec: SettingSpec, flags: Flags, env: Source): string | undefine
 }
 
 function fail(spec: SettingSpec, value: string, why: string): never {
-  throw new SettingsError(`setting ${spec.env} (${spec.flag}) = ${JSON.stringify(value)}: ${why}`);
+  throw new SettingsError(`setting ${spec.env} (${spec.flag}) = ${JSON.stringify(withoutPassword(value))}: ${why}`);
+}
+
+/** A value as a message may show it: the password of a URL's user info (scheme://user:password@…) as ***. */
+export function withoutPassword(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^@]*@/i, '$1***@');
 }
 
 function parsePort(spec: SettingSpec, value: string): number {

@@ -6,13 +6,11 @@
  * with the heap it takes measured.
  */
 import { createHmac } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stepLogKey } from '../../src/domain/logs.ts';
-import { recordDiscovery, type DiscoveryPlan } from '../../src/engine/runs.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { StepLog } from '../../src/worker/step-log.ts';
 import { sha } from '../helpers/app.ts';
-import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { expectError, rowCounts, startSecurityApp, uuid, WEBHOOK_SECRET, type SecurityApp } from './support.ts';
+import { postgresAdapter } from '../helpers/stores.ts';
+import { expectError, rowCounts, securitySuite, stepOfNewRun, uuid, WEBHOOK_SECRET } from './support.ts';
 
 const MIB = 1024 * 1024;
 
@@ -21,39 +19,30 @@ const deepArray = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
 const deepObject = (depth: number, leaf = '1') => `${'{"a":'.repeat(depth)}${leaf}${'}'.repeat(depth)}`;
 
 describe('oversized and deeply nested bodies', () => {
-  let test: TestStore;
-  let s: SecurityApp;
-  let token: string;
+  const suite = securitySuite(postgresAdapter);
   let writes: { method: string; path: string }[];
   beforeAll(async () => {
     if (postgresAdapter.unavailable) return;
-    test = await postgresAdapter.open();
-    s = await startSecurityApp(test);
-    token = await s.t.issuer.sign({ sub: 'root', roles: ['operator', 'approver', 'service-account'] });
-    const doc = (await s.app.inject({ url: '/v1/openapi.json' })).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const doc = (await suite.s.app.inject({ url: '/v1/openapi.json' })).json<{ paths: Record<string, Record<string, unknown>> }>();
     writes = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).filter((m) => m === 'post' || m === 'put')
       .map((method) => ({ method: method.toUpperCase(), path: path.replace(/\{\w+\}/g, () => uuid()) })));
-  });
-  afterAll(async () => {
-    await s?.close();
-    await test?.close();
   });
 
   /** POSTs `body` as JSON over a real socket (signed, for the webhook). */
   const send = async (method: string, path: string, body: string | Buffer, headers: Record<string, string> = {}) => {
     const signature = `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(body).digest('hex')}`;
-    const res = await fetch(`${s.url}${path}`, {
+    const res = await fetch(`${suite.s.url}${path}`, {
       method, body,
       headers: {
-        authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-hub-signature-256': signature,
+        authorization: `Bearer ${suite.token}`, 'content-type': 'application/json', 'x-hub-signature-256': signature,
         'x-github-event': 'push', 'x-github-delivery': uuid(), ...headers,
       },
     });
     return { statusCode: res.status, body: await res.text() };
   };
 
-  it('refuses bodies over 1 MiB on every route with 413, and reads none of an unauthorised one', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('refuses bodies over 1 MiB on every route with 413, and reads none of an unauthorised one', async () => {
+    const { s, token, test } = suite;
     const before = await rowCounts(test.db);
     const big = JSON.stringify({ repository: 'acme/shop', padding: 'x'.repeat(2 * MIB) });
     for (const { method, path } of writes) {
@@ -78,8 +67,8 @@ describe('oversized and deeply nested bodies', () => {
     expect(await rowCounts(test.db)).toEqual(before);
   });
 
-  it('refuses 10,000-deep (and 500,000-deep) arrays and objects, whole or in a field, on every route with a 4xx', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('refuses 10,000-deep (and 500,000-deep) arrays and objects, whole or in a field, on every route with a 4xx', async () => {
+    const { s, test } = suite;
     const before = await rowCounts(test.db);
     const bodies: [string, string][] = [
       ['10k-deep array', deepArray(10_000)],
@@ -110,8 +99,8 @@ describe('oversized and deeply nested bodies', () => {
     if (process.env.FORGE_PRINT_FIGURES) console.log(`nested bodies: ${bodies.length * writes.length} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
   });
 
-  it('refuses a signed webhook whose fields have the wrong types, never a 5xx', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('refuses a signed webhook whose fields have the wrong types, never a 5xx', async () => {
+    const { test } = suite;
     const before = await rowCounts(test.db);
     const deep = JSON.parse(deepObject(1000)) as object;
     const pushes: object[] = [
@@ -138,44 +127,17 @@ describe('oversized and deeply nested bodies', () => {
 });
 
 describe('a 10 MB log line through the step log path', () => {
-  let test: TestStore;
-  let s: SecurityApp;
-  let token: string;
-  beforeAll(async () => {
-    if (postgresAdapter.unavailable) return;
-    test = await postgresAdapter.open();
-    s = await startSecurityApp(test);
-    token = await s.t.issuer.sign({ sub: 'root', roles: ['operator', 'service-account'] });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await test?.close();
-  });
-
-  /** A running step of a fresh run, with its log key reported as the worker reports it. */
-  async function runningStep(): Promise<{ stepId: string; key: string }> {
-    const auth = { authorization: `Bearer ${token}` };
-    const run = await s.app.inject({ method: 'POST', url: '/v1/runs', headers: auth, payload: { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push' } });
-    const runId = run.json<{ id: string }>().id;
-    const plan: DiscoveryPlan = { projects: [{ name: 'api', path: 'api', phases: { check: [{ name: 'flood', action: 'script', run: 'true' }] } }], phaseGroups: [{ group: 1, phases: ['check'] }] };
-    await recordDiscovery(s.t.ctx, runId, plan);
-    const tree = (await s.app.inject({ url: `/v1/runs/${runId}`, headers: auth })).json<{ phases: { tasks: { steps: { id: string }[] }[] }[] }>();
-    const stepId = tree.phases[0]!.tasks[0]!.steps[0]!.id;
-    const key = stepLogKey(runId, 'check', 'api', 'flood', 1);
-    const res = await s.app.inject({ method: 'PUT', url: `/v1/steps/${stepId}/status`, headers: auth, payload: { status: 'running', logs_s3_key: key } });
-    expect(res.statusCode, res.body).toBe(200);
-    return { stepId, key };
-  }
+  const suite = securitySuite(postgresAdapter, ['operator', 'service-account']);
 
   const api = async <T>(path: string): Promise<T> => {
-    const res = await s.app.inject({ url: path, headers: { authorization: `Bearer ${token}` } });
+    const res = await suite.s.app.inject({ url: path, headers: { authorization: `Bearer ${suite.token}` } });
     expect(res.statusCode, `${path} → ${res.body.slice(0, 200)}`).toBe(200);
     return res.json<T>();
   };
 
-  it('reads it back in bounded ranges that never split a character, indexes and searches it in bounded memory', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
-    const { stepId, key } = await runningStep();
+  it('reads it back in bounded ranges that never split a character, indexes and searches it in bounded memory', async () => {
+    const { s, token } = suite;
+    const { stepId, key } = await stepOfNewRun(s, token, { running: true });
     // One line of 10 MB: ASCII, then two-, three- and four-byte characters, a needle near the start and one at its end.
     const head = `start ${'a'.repeat(1000)} needle-early `;
     const line = `${head}${'€é😀'.repeat(1_150_000)} needle-late ${'z'.repeat(100)}`;

@@ -11,10 +11,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { Ajv } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sha } from '../helpers/app.ts';
-import { STORE_ADAPTERS, type TestStore } from '../helpers/stores.ts';
-import { expectError, rowCounts, startSecurityApp, uuid, WEBHOOK_SECRET, type SecurityApp } from './support.ts';
+import { STORE_ADAPTERS } from '../helpers/stores.ts';
+import { expectError, rowCounts, securitySuite, uuid, WEBHOOK_SECRET } from './support.ts';
 
 export const SQL_PAYLOADS = [
   "' OR 1=1 --",
@@ -118,31 +118,23 @@ function queryWith(op: Operation, attacked?: { name: string; value: string }): s
 }
 
 describe.each(STORE_ADAPTERS)('SQL injection on $name', (adapter) => {
-  let test: TestStore;
-  let s: SecurityApp;
-  let token: string;
+  const suite = securitySuite(adapter);
   let approver: string;
   let seeded: { runId: string; releaseId: string };
   beforeAll(async () => {
     if (adapter.unavailable) return;
-    test = await adapter.open();
-    s = await startSecurityApp(test);
-    token = await s.t.issuer.sign({ sub: 'root', roles: ['operator', 'approver', 'service-account'] });
+    const { s, token } = suite;
     approver = await s.t.issuer.sign({ sub: 'second-pair-of-eyes', roles: ['approver'] });
     const run = await s.app.inject({ method: 'POST', url: '/v1/runs', headers: { authorization: `Bearer ${token}` }, payload: { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push' } });
     const release = await s.app.inject({ method: 'POST', url: '/v1/releases', headers: { authorization: `Bearer ${token}` }, payload: { repository: 'acme/shop', project: 'api', commit_sha: sha(), artifacts: [] } });
     seeded = { runId: run.json<{ id: string }>().id, releaseId: release.json<{ id: string }>().id };
   });
-  afterAll(async () => {
-    await s?.close();
-    await test?.close();
-  });
-  const send = (method: string, url: string, payload?: Json) => s.app.inject({
-    method: method as 'GET', url, headers: { authorization: `Bearer ${token}` }, ...(payload !== undefined ? { payload: payload as object } : {}),
+  const send = (method: string, url: string, payload?: Json) => suite.s.app.inject({
+    method: method as 'GET', url, headers: { authorization: `Bearer ${suite.token}` }, ...(payload !== undefined ? { payload: payload as object } : {}),
   });
 
-  it('refuses or stores as data every payload in every string parameter and body field, never a 5xx, tables intact', async ({ skip }) => {
-    if (adapter.unavailable) skip(adapter.unavailable);
+  it('refuses or stores as data every payload in every string parameter and body field, never a 5xx, tables intact', async () => {
+    const { s, test } = suite;
     const tablesBefore = Object.keys(await rowCounts(test.db));
     const doc = (await s.app.inject({ url: '/v1/openapi.json' })).json();
     const statuses = new Map<number, number>();
@@ -183,8 +175,8 @@ describe.each(STORE_ADAPTERS)('SQL injection on $name', (adapter) => {
     if (process.env.FORGE_PRINT_FIGURES) console.log(`sql injection (${adapter.name}): ${requests} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
   });
 
-  it('refuses or ignores every payload in the signed webhook\'s fields and headers, never a 5xx', async ({ skip }) => {
-    if (adapter.unavailable) skip(adapter.unavailable);
+  it('refuses or ignores every payload in the signed webhook\'s fields and headers, never a 5xx', async () => {
+    const { s, test } = suite;
     const countsBefore = await rowCounts(test.db);
     const sign = (raw: string) => `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(raw).digest('hex')}`;
     const push = (change: Record<string, Json>) => ({
@@ -223,8 +215,8 @@ describe.each(STORE_ADAPTERS)('SQL injection on $name', (adapter) => {
     expect(refused.length).toBe(SQL_PAYLOADS.length * 3);
   });
 
-  it('stores payloads that are legitimate text verbatim and finds them as text', async ({ skip }) => {
-    if (adapter.unavailable) skip(adapter.unavailable);
+  it('stores payloads that are legitimate text verbatim and finds them as text', async () => {
+    const { s, test } = suite;
     const actor = "'; DROP TABLE pipeline_runs; --";
     const run = await send('POST', '/v1/runs', { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push', triggered_by: actor });
     expect(run.statusCode).toBe(201);

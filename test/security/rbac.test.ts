@@ -10,12 +10,12 @@
  * OpenAPI document cannot escape the matrix; a route declaring neither permission nor public stops
  * the app from starting (checked here too).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { PERMISSIONS, REPOSITORY_SCOPED_PERMISSIONS, ROLE_PERMISSIONS, type Permission } from '../../src/auth/permissions.ts';
 import { ROLES, type Role } from '../../src/domain/identity.ts';
 import { buildApp } from '../../src/api/app.ts';
-import { STORE_ADAPTERS, type TestStore } from '../helpers/stores.ts';
-import { startSecurityApp, uuid, type SecurityApp } from './support.ts';
+import { STORE_ADAPTERS } from '../helpers/stores.ts';
+import { securitySuite, uuid } from './support.ts';
 
 const METHODS = ['get', 'post', 'put', 'delete', 'patch'] as const;
 type Method = (typeof METHODS)[number];
@@ -89,25 +89,18 @@ function routerOperations(tree: string): number {
 }
 
 describe.each(STORE_ADAPTERS)('RBAC matrix on $name', (adapter) => {
-  let test: TestStore;
-  let s: SecurityApp;
+  const suite = securitySuite(adapter);
   const tokens = new Map<string, string>();
   beforeAll(async () => {
     if (adapter.unavailable) return;
-    test = await adapter.open();
-    s = await startSecurityApp(test);
     for (const identity of IDENTITIES) {
       if (!identity) continue;
-      tokens.set(identity.name, await s.t.issuer.sign({ sub: identity.name.replace(/\W+/g, '-'), roles: identity.roles, ...(identity.repository ? { repository: identity.repository } : {}) }));
+      tokens.set(identity.name, await suite.s.t.issuer.sign({ sub: identity.name.replace(/\W+/g, '-'), roles: identity.roles, ...(identity.repository ? { repository: identity.repository } : {}) }));
     }
   });
-  afterAll(async () => {
-    await s?.close();
-    await test?.close();
-  });
 
-  it('covers every /v1 route, each declaring one permission (GETs read; writes something more) or public', async ({ skip }) => {
-    if (adapter.unavailable) skip(adapter.unavailable);
+  it('covers every /v1 route, each declaring one permission (GETs read; writes something more) or public', async () => {
+    const { s } = suite;
     const doc = (await s.app.inject({ url: '/v1/openapi.json' })).json();
     const ops = operationsOf(doc).filter((op) => op.method !== 'head');
     // The router holds exactly these plus GET /v1/openapi.json (hidden from the document it serves).
@@ -122,8 +115,8 @@ describe.each(STORE_ADAPTERS)('RBAC matrix on $name', (adapter) => {
     ]);
   });
 
-  it('answers every route × identity as the permission table says, never with a 5xx', async ({ skip }) => {
-    if (adapter.unavailable) skip(adapter.unavailable);
+  it('answers every route × identity as the permission table says, never with a 5xx', async () => {
+    const { s } = suite;
     const doc = (await s.app.inject({ url: '/v1/openapi.json' })).json();
     const ops = operationsOf(doc);
     const rows: string[] = [];

@@ -7,15 +7,12 @@
 import { connect, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REQUEST_TIMEOUT_MS } from '../../src/api/app.ts';
 import type { EventEnvelope } from '../../src/domain/entities.ts';
-import { stepLogKey } from '../../src/domain/logs.ts';
-import { recordDiscovery } from '../../src/engine/runs.ts';
 import { StepLog } from '../../src/worker/step-log.ts';
-import { sha } from '../helpers/app.ts';
-import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { startSecurityApp, type SecurityApp } from './support.ts';
+import { postgresAdapter } from '../helpers/stores.ts';
+import { securitySuite, stepOfNewRun } from './support.ts';
 
 const MIB = 1024 * 1024;
 setFlagsFromString('--expose-gc');
@@ -58,31 +55,18 @@ async function openStream(port: number, request: string, marker: string): Promis
 }
 
 describe('slow and idle clients', () => {
-  let test: TestStore;
-  let s: SecurityApp;
-  let token: string;
-  beforeAll(async () => {
-    if (postgresAdapter.unavailable) return;
-    test = await postgresAdapter.open();
-    s = await startSecurityApp(test);
-    token = await s.t.issuer.sign({ sub: 'watcher', roles: ['service-account'] });
-  });
-  afterAll(async () => {
-    s?.app.server.closeAllConnections();
-    await s?.close();
-    await test?.close();
-  });
+  const suite = securitySuite(postgresAdapter, ['service-account']);
   /** Milliseconds a normal authenticated request takes. */
   const timed = async () => {
     const start = performance.now();
-    const res = await fetch(`${s.url}/v1/runs?limit=1`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${suite.s.url}/v1/runs?limit=1`, { headers: { authorization: `Bearer ${suite.token}` } });
     expect(res.status).toBe(200);
     await res.text();
     return performance.now() - start;
   };
 
-  it('serves others promptly while clients trickle their headers and bodies a byte at a time; a body may not take for ever', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('serves others promptly while clients trickle their headers and bodies a byte at a time; a body may not take for ever', async () => {
+    const { s, token } = suite;
     const request = `POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n`;
     const sockets = await Promise.all(Array.from({ length: 100 }, () => open(s.port)));
     let stop = false;
@@ -112,8 +96,8 @@ describe('slow and idle clients', () => {
     if (process.env.FORGE_PRINT_FIGURES) console.log(`slow clients: 100 trickling, normal request median ${latencies[10]!.toFixed(1)} ms, max ${latencies[19]!.toFixed(1)} ms`);
   });
 
-  it('holds 1,000 idle event streams in bounded memory, still answers promptly, and forgets them when they close', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('holds 1,000 idle event streams in bounded memory, still answers promptly, and forgets them when they close', async () => {
+    const { s, token } = suite;
     const listenersBefore = s.t.bus['listeners'].size;
     const before = memory();
     const request = `GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`;
@@ -147,8 +131,8 @@ describe('slow and idle clients', () => {
     }
   });
 
-  it('drops an event stream that stops reading instead of buffering for it without limit', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('drops an event stream that stops reading instead of buffering for it without limit', async () => {
+    const { s, token } = suite;
     const request = `GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`;
     const stalled = await Promise.all(Array.from({ length: 50 }, () => openStream(s.port, request, ': connected')));
     for (const socket of stalled) socket.pause(); // connected, reading nothing
@@ -172,17 +156,10 @@ describe('slow and idle clients', () => {
     if (process.env.FORGE_PRINT_FIGURES) console.log(`50 stalled SSE clients × 8 MB of events: rss +${growth.toFixed(1)} MiB`);
   });
 
-  it('does not read a followed log faster than a client takes it', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('does not read a followed log faster than a client takes it', async () => {
+    const { s, token } = suite;
     const auth = { authorization: `Bearer ${token}` };
-    const admin = await s.t.issuer.sign({ sub: 'root', roles: ['operator', 'service-account'] });
-    const run = await s.app.inject({ method: 'POST', url: '/v1/runs', headers: { authorization: `Bearer ${admin}` }, payload: { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push' } });
-    const runId = run.json<{ id: string }>().id;
-    await recordDiscovery(s.t.ctx, runId, { projects: [{ name: 'api', path: 'api', phases: { check: [{ name: 'flood', action: 'script', run: 'true' }] } }], phaseGroups: [{ group: 1, phases: ['check'] }] });
-    const tree = (await s.app.inject({ url: `/v1/runs/${runId}`, headers: auth })).json<{ phases: { tasks: { steps: { id: string }[] }[] }[] }>();
-    const stepId = tree.phases[0]!.tasks[0]!.steps[0]!.id;
-    const key = stepLogKey(runId, 'check', 'api', 'flood', 1);
-    await s.app.inject({ method: 'PUT', url: `/v1/steps/${stepId}/status`, headers: auth, payload: { status: 'running', logs_s3_key: key } });
+    const { stepId, key } = await stepOfNewRun(s, token, { running: true });
     const log = new StepLog(s.t.ctx.objects!, key, 60_000);
     for (let i = 0; i < 20_000; i++) log.write(`${String(i).padStart(8, '0')} ${'x'.repeat(1000)}\n`);
     await log.finish();
@@ -191,7 +168,7 @@ describe('slow and idle clients', () => {
     const before = memory();
     // 20 followers of a 20 MB log who read nothing: 400 MB if the server read ahead for them.
     const followers = await Promise.all(Array.from({ length: 20 }, () => openStream(
-      s.port, `GET /v1/steps/${stepId}/logs?follow=1&limit=1048576 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`, 'data: ',
+      s.port, `GET /v1/steps/${stepId}/logs?follow=1&limit=262144 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`, 'data: ',
     )));
     for (const socket of followers) socket.pause();
     await sleep(1500);

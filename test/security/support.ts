@@ -14,15 +14,18 @@ import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { sql, type Kysely } from 'kysely';
 import Provider from 'oidc-provider';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { buildApp } from '../../src/api/app.ts';
 import { devIssuerSigner } from '../../src/auth/github-oidc.ts';
+import type { Role } from '../../src/domain/identity.ts';
+import { stepLogKey } from '../../src/domain/logs.ts';
 import type { SignatureVerifier } from '../../src/engine/ports.ts';
+import { recordDiscovery } from '../../src/engine/runs.ts';
 import type { Database } from '../../src/store/db.ts';
 import { openObjectStore } from '../../src/store/object-store.ts';
 import { makeKey, type TestKey } from '../auth/tokens.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
-import type { TestStore } from '../helpers/stores.ts';
+import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
+import type { StoreAdapter, TestStore } from '../helpers/stores.ts';
 
 /** Rows in every table of the database's public schema (migrations' bookkeeping included). */
 export async function rowCounts(db: Kysely<Database>): Promise<Record<string, number>> {
@@ -216,4 +219,66 @@ export async function startSecurityApp(test: TestStore, options: { logLevel?: st
       rmSync(objectsDir, { recursive: true, force: true });
     },
   };
+}
+
+export interface SecuritySuite {
+  readonly s: SecurityApp;
+  readonly test: TestStore;
+  /** A token with the suite's roles (default: every permission there is). */
+  readonly token: string;
+}
+
+/**
+ * Registers a file's hooks: a fresh database on `adapter`, the whole API listening
+ * (startSecurityApp), a token with `roles`; every test skips, with the reason, when the adapter's
+ * service is unavailable (which only happens outside CI).
+ */
+export function securitySuite(adapter: StoreAdapter, roles: Role[] = ['operator', 'approver', 'service-account']): SecuritySuite {
+  const state: { s?: SecurityApp; test?: TestStore; token?: string } = {};
+  beforeAll(async () => {
+    if (adapter.unavailable) return;
+    state.test = await adapter.open();
+    state.s = await startSecurityApp(state.test);
+    state.token = await state.s.t.issuer.sign({ sub: 'root', roles });
+  });
+  afterAll(async () => {
+    state.s?.app.server.closeAllConnections();
+    await state.s?.close();
+    await state.test?.close();
+  });
+  beforeEach((context) => {
+    if (adapter.unavailable) context.skip(adapter.unavailable);
+  });
+  const must = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('securitySuite used outside its tests');
+    return value;
+  };
+  return {
+    get s() { return must(state.s); },
+    get test() { return must(state.test); },
+    get token() { return must(state.token); },
+  };
+}
+
+/**
+ * A new run of acme/shop, discovered with one project (api) and one step in phase check: its
+ * ids, and the log key a worker would give that step. With `running`, the step is reported
+ * running with that key, as a worker reports it before writing its log.
+ */
+export async function stepOfNewRun(s: SecurityApp, token: string, options: { running?: boolean } = {}): Promise<{ runId: string; stepId: string; key: string }> {
+  const headers = { authorization: `Bearer ${token}` };
+  const run = await s.app.inject({ method: 'POST', url: '/v1/runs', headers, payload: { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push' } });
+  const runId = run.json<{ id: string }>().id;
+  await recordDiscovery(s.t.ctx, runId, {
+    projects: [{ name: 'api', path: 'api', phases: { check: [{ name: 'step', action: 'script', run: 'true' }] } }],
+    phaseGroups: [{ group: 1, phases: ['check'] }],
+  });
+  const tree = (await s.app.inject({ url: `/v1/runs/${runId}`, headers })).json<{ phases: { tasks: { steps: { id: string }[] }[] }[] }>();
+  const stepId = tree.phases[0]!.tasks[0]!.steps[0]!.id;
+  const key = stepLogKey(runId, 'check', 'api', 'step', 1);
+  if (options.running) {
+    const res = await s.app.inject({ method: 'PUT', url: `/v1/steps/${stepId}/status`, headers, payload: { status: 'running', logs_s3_key: key } });
+    expect(res.statusCode, res.body).toBe(200);
+  }
+  return { runId, stepId, key };
 }

@@ -11,12 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isForgeError } from '../../src/domain/errors.ts';
 import type { JobMessage } from '../../src/domain/jobs.ts';
-import { recordDiscovery, type DiscoveryPlan } from '../../src/engine/runs.ts';
 import { createGitWorkspaces, seedRepository } from '../../src/worker/git-workspace.ts';
 import { discoveryHandler } from '../../src/worker/handlers.ts';
 import { sha } from '../helpers/app.ts';
-import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { expectError, rawHttp, rowCounts, startSecurityApp, statusOf, uuid, type SecurityApp } from './support.ts';
+import { postgresAdapter } from '../helpers/stores.ts';
+import { expectError, rawHttp, rowCounts, securitySuite, statusOf, stepOfNewRun, uuid } from './support.ts';
 
 /** Names that try to leave wherever a name ends up (a path, an object key, an OCI reference). */
 const TRAVERSALS = [
@@ -25,23 +24,10 @@ const TRAVERSALS = [
 ];
 
 describe('path traversal through the API', () => {
-  let test: TestStore;
-  let s: SecurityApp;
-  let token: string;
-  beforeAll(async () => {
-    if (postgresAdapter.unavailable) return;
-    test = await postgresAdapter.open();
-    s = await startSecurityApp(test);
-    token = await s.t.issuer.sign({ sub: 'root', roles: ['operator', 'approver', 'service-account'] });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await test?.close();
-  });
-  const get = (path: string, bearer = true) => rawHttp(s.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n${bearer ? `Authorization: Bearer ${token}\r\n` : ''}Connection: close\r\n\r\n`);
+  const suite = securitySuite(postgresAdapter);
+  const get = (path: string, bearer = true) => rawHttp(suite.s.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n${bearer ? `Authorization: Bearer ${suite.token}\r\n` : ''}Connection: close\r\n\r\n`);
 
-  it('refuses traversal in path segments and query strings sent raw (no client normalisation): 4xx, never a 5xx, nothing from outside', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('refuses traversal in path segments and query strings sent raw (no client normalisation): 4xx, never a 5xx, nothing from outside', async () => {
     const segments = ['..', '%2e%2e', '.%2e', '%2e%2e%2f%2e%2e%2fetc%2fpasswd', '..%2F..%2Fetc%2Fpasswd', '..%5c..%5cwindows', '%2Fetc%2Fpasswd', 'api%00', 'api%00.json', '%00', '..%00', '%c0%ae%c0%ae', '..%252f..%252f'];
     const templates = [
       '/v1/releases/acme/shop/{}', '/v1/releases/acme/shop/{}/1', '/v1/releases/acme/{}/api', '/v1/releases/{}/shop/api', '/v1/releases/acme%2F{}/api/1',
@@ -79,8 +65,8 @@ describe('path traversal through the API', () => {
     if (process.env.FORGE_PRINT_FIGURES) console.log(`traversal in URLs: ${requests} requests, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
   });
 
-  it('refuses traversal in every name of a request body with 422, writing nothing', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('refuses traversal in every name of a request body with 422, writing nothing', async () => {
+    const { s, token, test } = suite;
     const before = await rowCounts(test.db);
     const run = { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push' };
     const release = { repository: 'acme/shop', project: 'api', commit_sha: sha(), artifacts: [] as object[] };
@@ -111,15 +97,10 @@ describe('path traversal through the API', () => {
     expect(await rowCounts(test.db)).toEqual(before);
   });
 
-  it('refuses step log keys that leave the log store, and never reads outside it', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('refuses step log keys that leave the log store, and never reads outside it', async () => {
+    const { s, token } = suite;
     const auth = { authorization: `Bearer ${token}` };
-    const created = await s.app.inject({ method: 'POST', url: '/v1/runs', headers: auth, payload: { repository: 'acme/shop', branch: 'main', commit_sha: sha(), trigger_type: 'push' } });
-    const runId = created.json<{ id: string }>().id;
-    const plan: DiscoveryPlan = { projects: [{ name: 'api', path: 'services/api', phases: { test: [{ name: 'unit', action: 'script', run: 'true' }] } }], phaseGroups: [{ group: 1, phases: ['test'] }] };
-    await recordDiscovery(s.t.ctx, runId, plan);
-    const tree = (await s.app.inject({ url: `/v1/runs/${runId}`, headers: auth })).json<{ phases: { tasks: { steps: { id: string }[] }[] }[] }>();
-    const stepId = tree.phases[0]!.tasks[0]!.steps[0]!.id;
+    const { runId, stepId } = await stepOfNewRun(s, token);
     const keys = [
       '../../../../etc/passwd', '/etc/passwd', 'pipeline-runs/../../x.log', 'a/../../b', 'a\\..\\..\\b', 'a\u0000b', '%2e%2e/%2e%2e/x', '..',
       'a//b', 'a/./b', './a', 'a/', '.forge-tmp/part', '.forge-tmp', `pipeline-runs/${runId}/logs/${'x'.repeat(2000)}`,
@@ -135,8 +116,7 @@ describe('path traversal through the API', () => {
     }
   });
 
-  it('serves nothing from outside the dashboard root, whatever the spelling', async ({ skip }) => {
-    if (postgresAdapter.unavailable) skip(postgresAdapter.unavailable);
+  it('serves nothing from outside the dashboard root, whatever the spelling', async () => {
     const paths = [
       '/../outside.txt', '/..%2foutside.txt', '/%2e%2e/outside.txt', '/%2e%2e%2foutside.txt', '/assets/../../outside.txt', '/assets/..%2f..%2foutside.txt',
       '/assets/%2e%2e/%2e%2e/outside.txt', '/assets/..%5c..%5coutside.txt', '/assets\\..\\..\\outside.txt', '/assets/app-1.js%00.html', '/assets/app-1.js%00',

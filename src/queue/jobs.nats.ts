@@ -71,6 +71,28 @@ const INBOX_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** The durable consumer (shared by every dispatcher) of the max-deliveries advisories. */
 const DEAD_LETTERER = 'dead-letterer';
 
+/**
+ * A message handled once it is settled: unparseable → term (nothing will ever handle it); handled →
+ * ack; handling failed (the database is away, …) → nak with backoff, offered again (handling must be
+ * idempotent).
+ */
+async function settleOnce<T>(msg: JsMsg, handle: (value: T) => Promise<void> | void): Promise<void> {
+  let value: T;
+  try {
+    value = msg.json<T>();
+  } catch {
+    msg.term();
+    return;
+  }
+  try {
+    await handle(value);
+  } catch {
+    quietly(() => msg.nak(backoffDelay(msg.info.deliveryCount - 1)));
+    return;
+  }
+  await msg.ackAck().catch(() => false);
+}
+
 /** What JetStream publishes when a consumer gives up redelivering a message (the fields read here). */
 interface MaxDeliveriesAdvisory {
   stream: string;
@@ -247,39 +269,8 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
       const stopping = new AbortController();
       // Dispatchers also give up on jobs that ran out of deliveries (decision 123): the answer is theirs.
       const advisories = await js.consumers.get(maxDeliveriesStream(namespace).stream, DEAD_LETTERER);
-      const deadLetterLoop = pullLoop(nc, advisories, 16, stopping.signal, async (msg) => {
-        let advisory: MaxDeliveriesAdvisory;
-        try {
-          advisory = msg.json<MaxDeliveriesAdvisory>();
-        } catch {
-          msg.term();
-          return;
-        }
-        try {
-          await deadLetterExhausted(advisory);
-        } catch {
-          quietly(() => msg.nak(backoffDelay(msg.info.deliveryCount - 1)));
-          return;
-        }
-        await msg.ackAck().catch(() => false);
-      });
-      const loop = pullLoop(nc, consumer, 64, stopping.signal, async (msg) => {
-        let reply: JobReply;
-        try {
-          reply = msg.json<JobReply>();
-        } catch {
-          msg.term(); // not a reply: nothing will ever handle it
-          return;
-        }
-        try {
-          await onReply(reply);
-        } catch {
-          // Not handled (the database is away, …): offered again later; handling is idempotent.
-          quietly(() => msg.nak(backoffDelay(msg.info.deliveryCount - 1)));
-          return;
-        }
-        await msg.ackAck().catch(() => false);
-      });
+      const deadLetterLoop = pullLoop(nc, advisories, 16, stopping.signal, (msg) => settleOnce<MaxDeliveriesAdvisory>(msg, deadLetterExhausted));
+      const loop = pullLoop(nc, consumer, 64, stopping.signal, (msg) => settleOnce<JobReply>(msg, onReply));
       return {
         subject: `${namespace}pipeline.replies.${name}`,
         async close() {

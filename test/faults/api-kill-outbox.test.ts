@@ -19,7 +19,7 @@
  * in success; its creation event is in the outbox once, marked published, and reached NATS once.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -30,17 +30,15 @@ import { openDevIssuer } from '../../src/auth/dev-issuer.ts';
 import type { EventEnvelope } from '../../src/domain/entities.ts';
 import { deleteJobStreams, streamNames } from '../../src/queue/jobs.nats.ts';
 import { EVENT_SUBJECT_PREFIX } from '../../src/queue/events.nats.ts';
-import { seedRepository } from '../../src/worker/git-workspace.ts';
 import { killAllForgeProcesses, spawnForgeProcess, type ForgeProcess } from '../helpers/forge-process.ts';
 import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
 import { eventually } from '../helpers/runs.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { killAllWorkerProcesses, spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
+import { gitUrlTemplate, seedOneStepProject } from '../helpers/repositories.ts';
+import { killAllWorkerProcesses, spawnWorkerProcess, workerEnv, type WorkerProcess } from '../helpers/worker-process.ts';
 import { freePort, networkCode, reportFigures, since } from './support.ts';
 
 const ACK_WAIT = '5s';
-const REPO_CUE = 'forgeVersion: "0.1.0"\ntagging: strategy: "monorepo"\nphases: test: group: 1\n';
-const PROJECT_CUE = 'name: "svc"\nphases: test: steps: [{name: "s1", action: "script", run: "echo ok"}]\n';
 
 describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !== undefined)('fault 4: SIGKILL the API between commit and publish (PostgreSQL + NATS JetStream)', () => {
   let test: TestStore;
@@ -72,27 +70,16 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const baseEnv = () => ({
+  const startApi = (name: string, crashAfter?: string): ForgeProcess => spawnForgeProcess(name, ['server'], {
     PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), TMPDIR: tmpdir(),
     NATS_URL: TEST_NATS_URL, FORGE_NATS_NAMESPACE: namespace, FORGE_ACK_WAIT: ACK_WAIT, FORGE_DATA_DIR: dataDir,
-    FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`, FORGE_LOG_LEVEL: 'warn',
-  });
-  const startApi = (name: string, crashAfter?: string): ForgeProcess => spawnForgeProcess(name, ['server'], {
-    ...baseEnv(), DATABASE_URL: test.url!, FORGE_PORT: String(port), FORGE_WORKERS: 'none', FORGE_RATE_LIMITS: 'off',
+    FORGE_GIT_URL_TEMPLATE: gitUrlTemplate(dataDir), FORGE_LOG_LEVEL: 'warn',
+    DATABASE_URL: test.url!, FORGE_PORT: String(port), FORGE_WORKERS: 'none', FORGE_RATE_LIMITS: 'off',
     ...(crashAfter ? { FORGE_FAULT_HOOK: `crash-after:${crashAfter}` } : {}),
   }, /is serving (http:\/\/\S+)/);
   const url = () => `http://127.0.0.1:${port}`;
 
-  const commit = async (repository: string): Promise<string> => {
-    const source = mkdtempSync(join(tmpdir(), 'forge-fault4-src-'));
-    mkdirSync(join(source, 'svc', '.forge'), { recursive: true });
-    mkdirSync(join(source, '.forge'));
-    writeFileSync(join(source, '.forge', 'repo.cue'), REPO_CUE);
-    writeFileSync(join(source, 'svc', '.forge', 'project.cue'), PROJECT_CUE);
-    const { commitSha } = await seedRepository({ bareDir: join(dataDir, 'git', `${repository}.git`), sourceDir: source, message: 'fault 4' });
-    rmSync(source, { recursive: true, force: true });
-    return commitSha;
-  };
+  const commit = (repository: string): Promise<string> => seedOneStepProject(dataDir, repository, 'echo ok');
   const postRun = (repository: string, sha: string) => fetch(`${url()}/v1/runs`, {
     method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ repository, branch: 'main', commit_sha: sha, trigger_type: 'push' }),
@@ -115,7 +102,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     const api = startApi('api-setup');
     await api.ready;
     await api.stop();
-    worker = spawnWorkerProcess('worker', { ...baseEnv(), FORGE_URL: url(), FORGE_WORKER_CONCURRENCY: '2', FORGE_LOG_LEVEL: 'info' });
+    worker = spawnWorkerProcess('worker', workerEnv({ name: 'worker', natsUrl: TEST_NATS_URL, apiUrl: url(), dataDir, namespace, ackWait: ACK_WAIT, concurrency: 2 }));
     await worker.ready;
   });
 

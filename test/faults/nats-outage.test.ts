@@ -13,20 +13,19 @@
  * 201 (none refused, no 5xx); every run created during the outage is dispatched after NATS is back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/bin/server.ts';
+import type { RunningServer } from '../../src/bin/server.ts';
 import { isRunTerminal } from '../../src/domain/statuses.ts';
 import { streamNames } from '../../src/queue/jobs.nats.ts';
-import { parseServerSettings } from '../../src/settings/settings.ts';
-import { seedRepository } from '../../src/worker/git-workspace.ts';
 import { eventually } from '../helpers/runs.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { killAllWorkerProcesses, spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
+import { seedOneStepProject } from '../helpers/repositories.ts';
+import { killAllWorkerProcesses, spawnWorkerProcess, startServerForWorkers, workerEnv, type WorkerProcess } from '../helpers/worker-process.ts';
 import { freePort, reportFigures, since, sleep, tally } from './support.ts';
 
 const OUTAGE_MS = 30_000;
@@ -35,8 +34,6 @@ const AFTER_MS = 3000;
 /** One run every this many ms, before, during and after the outage. */
 const PACE_MS = 500;
 const ACK_WAIT = '3s';
-const REPO_CUE = 'forgeVersion: "0.1.0"\ntagging: strategy: "monorepo"\nphases: test: group: 1\n';
-const PROJECT_CUE = 'name: "svc"\nphases: test: steps: [{name: "s1", action: "script", run: "echo start; sleep 1; echo ok"}]\n';
 const NATS_SERVER = '/usr/sbin/nats-server';
 
 const natsServerMissing = existsSync(NATS_SERVER) ? undefined : `${NATS_SERVER} is not installed`;
@@ -83,20 +80,10 @@ describe.skipIf(postgresAdapter.unavailable !== undefined || natsServerMissing !
     dataDir = mkdtempSync(join(tmpdir(), 'forge-fault5-'));
     nats = privateNats(await freePort(), join(dataDir, 'nats'));
     await nats.start();
-    const settings = parseServerSettings({}, {
-      FORGE_WORKERS: 'none', NATS_URL: nats.url, FORGE_ACK_WAIT: ACK_WAIT,
-      FORGE_PORT: '0', FORGE_LOG_LEVEL: 'silent', FORGE_DATA_DIR: dataDir, FORGE_RATE_LIMITS: 'off',
-      FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`,
-    });
-    running = await startServer(settings, { store: test.store, announce: false });
+    running = await startServerForWorkers({ store: test.store, dataDir, natsUrl: nats.url, ackWait: ACK_WAIT });
     token = await running.devIssuer!.sign({ sub: 'alice', roles: ['developer'] });
     for (const name of ['worker-a', 'worker-b']) {
-      workers.push(spawnWorkerProcess(name, {
-        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), TMPDIR: tmpdir(),
-        NATS_URL: nats.url, FORGE_URL: running.url, FORGE_DATA_DIR: dataDir, FORGE_WORKER_CACHE_DIR: join(dataDir, `cache-${name}`),
-        FORGE_ACK_WAIT: ACK_WAIT, FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`,
-        FORGE_WORKER_CONCURRENCY: '4', FORGE_LOG_LEVEL: 'warn',
-      }));
+      workers.push(spawnWorkerProcess(name, workerEnv({ name, natsUrl: nats.url, apiUrl: running.url, dataDir, ackWait: ACK_WAIT, concurrency: 4, logLevel: 'warn' })));
     }
     await Promise.all(workers.map((w) => w.ready));
   });
@@ -109,16 +96,7 @@ describe.skipIf(postgresAdapter.unavailable !== undefined || natsServerMissing !
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const commit = async (repository: string): Promise<string> => {
-    const source = mkdtempSync(join(tmpdir(), 'forge-fault5-src-'));
-    mkdirSync(join(source, 'svc', '.forge'), { recursive: true });
-    mkdirSync(join(source, '.forge'));
-    writeFileSync(join(source, '.forge', 'repo.cue'), REPO_CUE);
-    writeFileSync(join(source, 'svc', '.forge', 'project.cue'), PROJECT_CUE);
-    const { commitSha } = await seedRepository({ bareDir: join(dataDir, 'git', `${repository}.git`), sourceDir: source, message: 'fault 5' });
-    rmSync(source, { recursive: true, force: true });
-    return commitSha;
-  };
+  const commit = (repository: string): Promise<string> => seedOneStepProject(dataDir, repository, 'echo start; sleep 1; echo ok');
 
   it('loses no run: everything created before, during and after the outage succeeds; runs created during it are dispatched after it', async () => {
     const count = Math.ceil((BEFORE_MS + OUTAGE_MS + AFTER_MS) / PACE_MS) + 2;

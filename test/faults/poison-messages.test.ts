@@ -19,29 +19,25 @@
  * (those a killed worker was running come back to another one); no job is left on a work queue.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/bin/server.ts';
+import type { RunningServer } from '../../src/bin/server.ts';
 import { getRunTree, type RunTree } from '../../src/engine/runs.ts';
 import { isRunTerminal } from '../../src/domain/statuses.ts';
-import type { DeadLetter } from '../../src/queue/delivery.ts';
-import { deadLetterStreamName, deleteJobStreams, streamNames } from '../../src/queue/jobs.nats.ts';
-import { parseServerSettings } from '../../src/settings/settings.ts';
-import { seedRepository } from '../../src/worker/git-workspace.ts';
-import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
+import { deleteJobStreams, streamNames } from '../../src/queue/jobs.nats.ts';
+import { TEST_NATS_URL, natsUnavailable, readDeadLetters } from '../helpers/nats.ts';
 import { eventually } from '../helpers/runs.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { killAllWorkerProcesses, spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
+import { seedOneStepProject } from '../helpers/repositories.ts';
+import { killAllWorkerProcesses, spawnWorkerProcess, startServerForWorkers, workerEnv, type WorkerProcess } from '../helpers/worker-process.ts';
 import { reportFigures, since, sleep } from './support.ts';
 
 const ACK_WAIT = '2500ms';
 const ORDINARY_RUNS = 6;
-const REPO_CUE = 'forgeVersion: "0.1.0"\ntagging: strategy: "monorepo"\nphases: test: group: 1\n';
-const project = (run: string) => `name: "svc"\nphases: test: steps: [{name: "s1", action: "script", run: ${JSON.stringify(run)}}]\n`;
 
 describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !== undefined)('fault 7: poison messages (NATS JetStream + PostgreSQL, forge worker processes)', () => {
   let test: TestStore;
@@ -58,12 +54,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
   beforeAll(async () => {
     test = await postgresAdapter.open();
     dataDir = mkdtempSync(join(tmpdir(), 'forge-fault7-'));
-    const settings = parseServerSettings({}, {
-      FORGE_WORKERS: 'none', NATS_URL: TEST_NATS_URL, FORGE_NATS_NAMESPACE: namespace, FORGE_ACK_WAIT: ACK_WAIT,
-      FORGE_PORT: '0', FORGE_LOG_LEVEL: 'silent', FORGE_DATA_DIR: dataDir, FORGE_RATE_LIMITS: 'off',
-      FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`,
-    });
-    running = await startServer(settings, { store: test.store, announce: false });
+    running = await startServerForWorkers({ store: test.store, dataDir, natsUrl: TEST_NATS_URL, namespace, ackWait: ACK_WAIT });
     token = await running.devIssuer!.sign({ sub: 'alice', roles: ['developer'] });
     nc = await connect({ servers: TEST_NATS_URL });
   });
@@ -80,12 +71,8 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
   });
 
   const spawnWorker = () => {
-    const worker = spawnWorkerProcess(`worker-${workers.length}`, {
-      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), TMPDIR: tmpdir(),
-      NATS_URL: TEST_NATS_URL, FORGE_URL: running.url, FORGE_DATA_DIR: dataDir, FORGE_WORKER_CACHE_DIR: join(dataDir, `cache-${workers.length}`),
-      FORGE_NATS_NAMESPACE: namespace, FORGE_ACK_WAIT: ACK_WAIT, FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`,
-      FORGE_WORKER_CONCURRENCY: '2', FORGE_LOG_LEVEL: 'warn',
-    });
+    const name = `worker-${workers.length}`;
+    const worker = spawnWorkerProcess(name, workerEnv({ name, natsUrl: TEST_NATS_URL, apiUrl: running.url, dataDir, namespace, ackWait: ACK_WAIT, concurrency: 2, logLevel: 'warn' }));
     workers.push(worker);
     return worker;
   };
@@ -100,16 +87,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     }
   };
 
-  const commit = async (repository: string, step: string): Promise<string> => {
-    const source = mkdtempSync(join(tmpdir(), 'forge-fault7-src-'));
-    mkdirSync(join(source, 'svc', '.forge'), { recursive: true });
-    mkdirSync(join(source, '.forge'));
-    writeFileSync(join(source, '.forge', 'repo.cue'), REPO_CUE);
-    writeFileSync(join(source, 'svc', '.forge', 'project.cue'), project(step));
-    const { commitSha } = await seedRepository({ bareDir: join(dataDir, 'git', `${repository}.git`), sourceDir: source, message: 'fault 7' });
-    rmSync(source, { recursive: true, force: true });
-    return commitSha;
-  };
+  const commit = (repository: string, step: string): Promise<string> => seedOneStepProject(dataDir, repository, step);
   const createRun = async (repository: string, sha: string): Promise<string> => {
     const res = await fetch(`${running.url}/v1/runs`, {
       method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -122,17 +100,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     const tree = await eventually(() => getRunTree(running.ctx, id), (t) => isRunTerminal(t.status), 45_000);
     return { ...tree, ms: tree.completed_at!.getTime() - tree.started_at.getTime() };
   };
-  const deadLetters = async (): Promise<DeadLetter[]> => {
-    const jsm = await jetstreamManager(nc);
-    const { stream } = deadLetterStreamName(namespace);
-    const { state } = await jsm.streams.info(stream);
-    const letters: DeadLetter[] = [];
-    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
-      const stored = await jsm.streams.getMessage(stream, { seq });
-      if (stored) letters.push(stored.json<DeadLetter>());
-    }
-    return letters;
-  };
+  const deadLetters = () => readDeadLetters(TEST_NATS_URL, namespace);
   const waitingJobs = async () => {
     const jsm = await jetstreamManager(nc);
     let waiting = 0;

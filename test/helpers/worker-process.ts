@@ -4,7 +4,13 @@
  * afterAll can end them all (`killAllWorkerProcesses`) whatever state they were left in.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../../src/bin/server.ts';
+import type { Store } from '../../src/engine/ports.ts';
+import { parseServerSettings } from '../../src/settings/settings.ts';
 import { spawnForgeProcess, type ForgeProcess } from './forge-process.ts';
+import { gitUrlTemplate } from './repositories.ts';
 
 export interface WorkerProcess extends ForgeProcess {
   /** Groups (pgids) of the step processes this worker runs now: each step runs in its own group. */
@@ -38,6 +44,33 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * The server worker processes report to, in this process: no workers of its own (FORGE_WORKERS=none),
+ * jobs on NATS, repositories from the data dir, quiet, no rate limits, on a free port.
+ */
+export function startServerForWorkers(options: { store: Store; dataDir: string; natsUrl: string; ackWait: string; namespace?: string }): Promise<RunningServer> {
+  const settings = parseServerSettings({}, {
+    FORGE_WORKERS: 'none', NATS_URL: options.natsUrl, FORGE_ACK_WAIT: options.ackWait, ...(options.namespace ? { FORGE_NATS_NAMESPACE: options.namespace } : {}),
+    FORGE_PORT: '0', FORGE_LOG_LEVEL: 'silent', FORGE_DATA_DIR: options.dataDir, FORGE_RATE_LIMITS: 'off', FORGE_GIT_URL_TEMPLATE: gitUrlTemplate(options.dataDir),
+  });
+  return startServer(settings, { store: options.store, announce: false });
+}
+
+/**
+ * What a worker process of a server under test is started with: the server's NATS (namespace, ack
+ * wait) and data dir (objects, the dev issuer key), repositories from the data dir, a git cache of its own.
+ */
+export function workerEnv(options: {
+  name: string; natsUrl: string; apiUrl: string; dataDir: string; ackWait: string; concurrency: number; namespace?: string; logLevel?: string;
+}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), TMPDIR: tmpdir(),
+    NATS_URL: options.natsUrl, FORGE_URL: options.apiUrl, FORGE_DATA_DIR: options.dataDir, FORGE_WORKER_CACHE_DIR: join(options.dataDir, `cache-${options.name}`),
+    ...(options.namespace ? { FORGE_NATS_NAMESPACE: options.namespace } : {}), FORGE_ACK_WAIT: options.ackWait,
+    FORGE_GIT_URL_TEMPLATE: gitUrlTemplate(options.dataDir), FORGE_WORKER_CONCURRENCY: String(options.concurrency), FORGE_LOG_LEVEL: options.logLevel ?? 'info',
+  };
 }
 
 export function spawnWorkerProcess(name: string, env: Record<string, string>, types: string[] = ['discovery', 'ci']): WorkerProcess {

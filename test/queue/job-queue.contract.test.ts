@@ -14,11 +14,9 @@ import { MAX_INLINE_REPLY_BYTES, resultKey, type JobMessage, type JobReply, type
 import type { Delivery, JobQueue, ObjectStore } from '../../src/engine/ports.ts';
 import { createFileObjectStore } from '../../src/store/object-store.files.ts';
 import { MemoryBroker, createMemoryJobQueue, type QueueTimings } from '../../src/queue/jobs.memory.ts';
-import { connectNatsJobs, deadLetterStreamName, deleteJobStreams } from '../../src/queue/jobs.nats.ts';
+import { connectNatsJobs, deleteJobStreams } from '../../src/queue/jobs.nats.ts';
 import type { DeadLetter } from '../../src/queue/delivery.ts';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
+import { TEST_NATS_URL, natsUnavailable, readDeadLetters } from '../helpers/nats.ts';
 
 const TIMINGS: QueueTimings = { ackWaitMs: 1000, maxDeliver: 3, dedupeWindowMs: 30_000 };
 
@@ -55,24 +53,6 @@ const backends: { name: string; skip?: string; open(): Promise<Backend> }[] = [
     },
   },
 ];
-
-/** Every message of a namespace's dead-letter stream (each a DeadLetter as JSON). */
-async function readDeadLetters(url: string, namespace: string): Promise<DeadLetter[]> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const { stream } = deadLetterStreamName(namespace);
-    const { state } = await jsm.streams.info(stream);
-    const letters: DeadLetter[] = [];
-    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
-      const stored = await jsm.streams.getMessage(stream, { seq });
-      if (stored) letters.push(stored.json<DeadLetter>());
-    }
-    return letters;
-  } finally {
-    await nc.close();
-  }
-}
 
 const until = async (check: () => boolean, timeoutMs = 8000) => {
   const start = Date.now();

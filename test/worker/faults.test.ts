@@ -10,28 +10,25 @@
  *    changes nothing of the run.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/bin/server.ts';
+import type { RunningServer } from '../../src/bin/server.ts';
 import { logPartsPrefix, stepLogKey } from '../../src/domain/logs.ts';
 import type { ObjectStore } from '../../src/engine/ports.ts';
 import { getRunTree, type RunTree } from '../../src/engine/runs.ts';
 import { deleteJobStreams, streamNames } from '../../src/queue/jobs.nats.ts';
-import { parseServerSettings } from '../../src/settings/settings.ts';
-import { seedRepository } from '../../src/worker/git-workspace.ts';
 import { TEST_NATS_URL, natsUnavailable } from '../helpers/nats.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
-import { killAllWorkerProcesses, signalGroup, spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
+import { seedOneStepProject } from '../helpers/repositories.ts';
+import { killAllWorkerProcesses, signalGroup, spawnWorkerProcess, startServerForWorkers, workerEnv, type WorkerProcess } from '../helpers/worker-process.ts';
 
 const ACK_WAIT = '2500ms';
 /** Long enough to freeze or kill a worker in the middle of it, short enough for a quick test. */
 const STEP = 'echo start; sleep 3; echo done';
-const REPO_CUE = 'forgeVersion: "0.1.0"\ntagging: strategy: "monorepo"\nphases: test: group: 1\n';
-const PROJECT_CUE = `name: "svc"\nphases: test: steps: [{name: "s1", action: "script", run: ${JSON.stringify(STEP)}}]\n`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -56,12 +53,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
   beforeAll(async () => {
     test = await postgresAdapter.open();
     dataDir = mkdtempSync(join(tmpdir(), 'forge-faults-'));
-    const settings = parseServerSettings({}, {
-      FORGE_WORKERS: 'none', NATS_URL: TEST_NATS_URL, FORGE_NATS_NAMESPACE: namespace, FORGE_ACK_WAIT: ACK_WAIT,
-      FORGE_PORT: '0', FORGE_LOG_LEVEL: 'silent', FORGE_DATA_DIR: dataDir, FORGE_RATE_LIMITS: 'off',
-      FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`,
-    });
-    running = await startServer(settings, { store: test.store });
+    running = await startServerForWorkers({ store: test.store, dataDir, natsUrl: TEST_NATS_URL, namespace, ackWait: ACK_WAIT });
     objects = running.ctx.objects!;
     token = await running.devIssuer!.sign({ sub: 'alice', roles: ['developer'] });
   });
@@ -75,23 +67,11 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
   });
 
   /** A worker process of this server: its own git cache, the server's data dir for objects and the dev issuer key. */
-  const worker = (name: string): WorkerProcess => spawnWorkerProcess(name, {
-    PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), TMPDIR: tmpdir(),
-    NATS_URL: TEST_NATS_URL, FORGE_URL: running.url, FORGE_DATA_DIR: dataDir, FORGE_WORKER_CACHE_DIR: join(dataDir, `cache-${name}`),
-    FORGE_NATS_NAMESPACE: namespace, FORGE_ACK_WAIT: ACK_WAIT, FORGE_GIT_URL_TEMPLATE: `file://${join(dataDir, 'git')}/{repository}.git`,
-    FORGE_WORKER_CONCURRENCY: '1', FORGE_LOG_LEVEL: 'info',
-  });
+  const worker = (name: string): WorkerProcess => spawnWorkerProcess(name, workerEnv({
+    name, natsUrl: TEST_NATS_URL, apiUrl: running.url, dataDir, namespace, ackWait: ACK_WAIT, concurrency: 1,
+  }));
 
-  const commit = async (repository: string): Promise<string> => {
-    const source = mkdtempSync(join(tmpdir(), 'forge-faults-src-'));
-    mkdirSync(join(source, '.forge'));
-    mkdirSync(join(source, 'svc', '.forge'), { recursive: true });
-    writeFileSync(join(source, '.forge', 'repo.cue'), REPO_CUE);
-    writeFileSync(join(source, 'svc', '.forge', 'project.cue'), PROJECT_CUE);
-    const { commitSha } = await seedRepository({ bareDir: join(dataDir, 'git', `${repository}.git`), sourceDir: source, message: 'test' });
-    rmSync(source, { recursive: true, force: true });
-    return commitSha;
-  };
+  const commit = (repository: string): Promise<string> => seedOneStepProject(dataDir, repository, STEP);
 
   const createRun = async (repository: string, sha: string): Promise<string> => {
     const res = await fetch(`${running.url}/v1/runs`, {

@@ -16,6 +16,8 @@ export async function connectNatsEvents(url: string, bus: EventBus, name = 'forg
     throw new ForgeError('service_unavailable', `cannot connect to NATS at ${url}: ${(error as Error).message}`, {}, { cause: error });
   });
   const sub = nc.subscribe(`${EVENT_SUBJECT_PREFIX}.>`);
+  // Subscribed at the server before this resolves: events another replica publishes from now on arrive.
+  await nc.flush();
   void (async () => {
     for await (const msg of sub) {
       try {

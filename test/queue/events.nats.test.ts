@@ -12,6 +12,7 @@ describe('NATS event publisher', () => {
     const watcher = await connect({ servers: TEST_NATS_URL });
     const runId = crypto.randomUUID();
     const sub = watcher.subscribe('forge.events.pipeline.run.created');
+    await watcher.flush(); // the subscription is at the server before anything is published
     const received = (async () => {
       for await (const msg of sub) {
         const event = msg.json<EventEnvelope>();

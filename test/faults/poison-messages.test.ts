@@ -2,8 +2,8 @@
  * Fault 7: poison messages are dead-lettered after max_deliver; other runs are unaffected.
  *
  * The server (startServer, FORGE_WORKERS=none) runs in this process on PostgreSQL and NATS
- * JetStream; two `forge worker` processes take the jobs, and this test restarts any that dies (as
- * a supervisor would). Next to six ordinary runs come three poisons:
+ * JetStream; two `forge worker` processes take the jobs, one at a time each, and this test restarts
+ * any that dies (as a supervisor would). Next to six ordinary runs come three poisons:
  * - bytes that are not a job, published straight onto the CI subject: dead-lettered by the first
  *   worker that takes them, never handed to a handler (a message that cannot be parsed never will);
  * - a run of a repository no worker can fetch (git fails with a retryable error every time): its
@@ -13,6 +13,12 @@
  *   down before any outcome, so JetStream gives up after 3 deliveries; a dispatcher hears its
  *   MAX_DELIVERIES advisory, dead-letters the job, takes it off the work queue and answers the run
  *   with dead_lettered, so the run fails at once instead of at its 30-minute job timeout.
+ *
+ * One job at a time per worker: a job running beside a worker-killing one dies with it and comes
+ * back (a delivery spent), and one that shares that worker on all its deliveries is dead-lettered
+ * too (JetStream cannot tell the culprit from a bystander; decision 123). With two jobs per worker
+ * eight runs of this test passed, each with one ordinary job redelivered, but one run under heavier
+ * load failed for a reason not captured; with one job per worker no job is a bystander.
  *
  * Pass: the dead-letter stream holds exactly the three poisons with their reasons and delivery
  * counts; the two poisoned runs are failed with their error codes; the six ordinary runs succeed
@@ -72,7 +78,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
 
   const spawnWorker = () => {
     const name = `worker-${workers.length}`;
-    const worker = spawnWorkerProcess(name, workerEnv({ name, natsUrl: TEST_NATS_URL, apiUrl: running.url, dataDir, namespace, ackWait: ACK_WAIT, concurrency: 2, logLevel: 'warn' }));
+    const worker = spawnWorkerProcess(name, workerEnv({ name, natsUrl: TEST_NATS_URL, apiUrl: running.url, dataDir, namespace, ackWait: ACK_WAIT, concurrency: 1, logLevel: 'warn' }));
     workers.push(worker);
     return worker;
   };
@@ -147,7 +153,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     reportFigures(7, 'poison messages next to 6 ordinary runs', {
       dead_letters: letters.length, malformed_deliveries: 1, retried_deliveries: 3, killer_deliveries: 3, worker_deaths: deaths,
       missing_repo_run_failed_ms: missingRun.ms, killer_run_failed_ms: killerRun.ms,
-      ordinary_succeeded: ordinaryRuns.length, ordinary_redelivered_after_worker_death: redelivered,
+      ordinary_succeeded: ordinaryRuns.length, ordinary_redelivered: redelivered,
       ordinary_max_ms: Math.max(...ordinaryRuns.map((r) => r.ms)), total_ms: since(started),
     });
   }, 90_000);

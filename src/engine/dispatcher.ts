@@ -372,6 +372,9 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   /**
    * One reconcile queued per run at a time: nudges that arrive while one waits are served by it (it
    * reads the run when it starts); a nudge during a reconcile queues the next one.
+   * Across API replicas the reconcile holds the run's `dispatch:` advisory lock (decision 135): each
+   * replica reads the run, publishes and marks it dispatched, so two at once would both see a task
+   * undispatched and both publish it (deduplicated by JetStream only inside its window).
    */
   const queued = new Set<string>();
   function nudge(runId: string): void {
@@ -379,7 +382,7 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     queued.add(runId);
     track(perRun.run(runId, () => {
       queued.delete(runId);
-      return reconcile(runId);
+      return ctx.store.withLock(`dispatch:${runId}`, () => reconcile(runId));
     }));
   }
 

@@ -25,12 +25,24 @@ export function preparedPool(pool: pg.Pool): PostgresPool {
   return {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect();
+      // pg-pool listens for 'error' only on idle clients: a session the server ends while it is
+      // checked out (a restart between a transaction's statements) would crash the process. Keep
+      // the error; the next statement fails on its own, and release discards the connection.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
       const query = (sqlOrCursor: unknown, parameters?: ReadonlyArray<unknown>) => {
         if (typeof sqlOrCursor !== 'string') return client.query(sqlOrCursor as never);
         const name = parameters && parameters.length > 0 ? statementName(sqlOrCursor) : undefined;
         return client.query(name ? { name, text: sqlOrCursor, values: parameters as unknown[] } : { text: sqlOrCursor, values: parameters as unknown[] | undefined });
       };
-      return { query: query as unknown as PostgresPoolClient['query'], release: () => client.release() };
+      const release = () => {
+        client.off('error', onError);
+        client.release(broken);
+      };
+      return { query: query as unknown as PostgresPoolClient['query'], release };
     },
     end: () => pool.end(),
   };

@@ -12,8 +12,7 @@
  * Pass: every run created (before, during and after) ends in success; every POST /v1/runs answers
  * 201 (none refused, no 5xx); every run created during the outage is dispatched after NATS is back.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -23,6 +22,7 @@ import type { RunningServer } from '../../src/bin/server.ts';
 import { isRunTerminal } from '../../src/domain/statuses.ts';
 import { streamNames } from '../../src/queue/jobs.nats.ts';
 import { eventually } from '../helpers/runs.ts';
+import { natsServerMissing, privateNats } from '../helpers/private-services.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
 import { seedOneStepProject } from '../helpers/repositories.ts';
 import { killAllWorkerProcesses, spawnWorkerProcess, startServerForWorkers, workerEnv, type WorkerProcess } from '../helpers/worker-process.ts';
@@ -34,38 +34,6 @@ const AFTER_MS = 3000;
 /** One run every this many ms, before, during and after the outage. */
 const PACE_MS = 500;
 const ACK_WAIT = '3s';
-const NATS_SERVER = '/usr/sbin/nats-server';
-
-const natsServerMissing = existsSync(NATS_SERVER) ? undefined : `${NATS_SERVER} is not installed`;
-
-/** A nats-server of this test's own; `stop` ends it, `start` runs it again on the same port and store. */
-function privateNats(port: number, storeDir: string) {
-  let child: ChildProcess | undefined;
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async start() {
-      const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-      child = proc;
-      let log = '';
-      await new Promise<void>((resolve, reject) => {
-        const onData = (chunk: Buffer) => {
-          log += chunk.toString();
-          if (log.includes('Server is ready')) resolve();
-        };
-        proc.stdout!.on('data', onData);
-        proc.stderr!.on('data', onData);
-        proc.once('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${log}`)));
-      });
-    },
-    async stop() {
-      const proc = child;
-      if (!proc || proc.exitCode !== null) return;
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 describe.skipIf(postgresAdapter.unavailable !== undefined || natsServerMissing !== undefined)('fault 5: NATS stopped for 30 s during a load (private nats-server, PostgreSQL, forge worker processes)', () => {
   let test: TestStore;

@@ -20,7 +20,7 @@ export async function eventually<T>(read: () => Promise<T>, done: (value: T) => 
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() - start > timeoutMs) throw new Error(`condition not met after ${timeoutMs} ms; last value: ${JSON.stringify(value).slice(0, 500)}`);
+    if (Date.now() - start > timeoutMs) throw new Error(`condition not met after ${timeoutMs} ms; last value: ${String(JSON.stringify(value)).slice(0, 500)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

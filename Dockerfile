@@ -47,6 +47,8 @@ COPY bin ./bin
 COPY src ./src
 COPY schema ./schema
 COPY examples ./examples
+# The platform XRDs: `forge validate` and the release worker check XRs against their schemas.
+COPY deploy/crossplane ./deploy/crossplane
 # The Argo CD plugin's command (deploy/argocd/cmp-plugin.yaml); the sidecar runs as user 999, so
 # everything under /app stays world-readable.
 COPY deploy/argocd/catalyst-forge-cmp /usr/local/bin/catalyst-forge-cmp

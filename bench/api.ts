@@ -21,6 +21,8 @@ const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:543
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const WARMUP_MS = 2000;
+/** Repositories run creations go to, in turn. */
+const BENCH_REPOSITORIES = 500;
 
 interface Result { name: string; ops: number; seconds: number; p50: number; p99: number; errors: number }
 
@@ -119,8 +121,12 @@ async function main() {
     });
 
     // --- API: run creations ----------------------------------------------------------------------
+    // Spread over repositories: a repository may have at most 1,000 unfinished runs (seed 06; these
+    // never finish here) and 100 creations a minute, so one repository cannot take this load.
+    let created = 0;
     const runCreate = await measure('API POST /v1/runs', async () => {
-      const res = await request(port, 'POST', '/v1/runs', token, { repository: 'bench/repo', branch: 'main', commit_sha: hex(40), trigger_type: 'push' });
+      const repository = `bench/repo-${created++ % BENCH_REPOSITORIES}`;
+      const res = await request(port, 'POST', '/v1/runs', token, { repository, branch: 'main', commit_sha: hex(40), trigger_type: 'push' });
       return res.status === 201;
     });
 

@@ -44,6 +44,11 @@ import { openStore } from '../src/store/store.ts';
 import { createGitWorkspaces, seedRepository } from '../src/worker/git-workspace.ts';
 import { httpInternalApi } from '../src/worker/internal-api.ts';
 import { startWorkers } from '../src/worker/worker.ts';
+import http from 'node:http';
+import { startTracing } from '../src/bin/telemetry.ts';
+import { traceparentOf } from '../src/lib/tracing.ts';
+import { instrumentQueue } from '../src/queue/instrumented.ts';
+import { parseTelemetrySettings } from '../src/settings/settings.ts';
 
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -58,6 +63,13 @@ const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 64);
  * dispatcher, as the end-to-end test composes them.
  */
 const WORKERS = process.env.BENCH_WORKERS ?? 'split';
+/**
+ * BENCH_TRACES=1: the instrumentation on, as in production with traces: spans of the API, the
+ * dispatcher's publishes and the workers' jobs and steps exported (OTLP/HTTP JSON, batched) to a
+ * collector this process plays (it counts and drops them), and the dispatcher's queue instrumented.
+ * Compare its figures with a run without it.
+ */
+const TRACES = process.env.BENCH_TRACES === '1';
 const RAW_SAMPLES = 2000;
 /** Commits seeded for the sustained window: enough for this many steps/s over BENCH_SECONDS. */
 const SEED_FOR_STEPS_PER_S = 800;
@@ -275,6 +287,24 @@ async function main() {
   mkdirSync(markers);
   const namespace = `bench${randomUUID().slice(0, 8)}.`;
   const cleanups: (() => Promise<unknown>)[] = [];
+  const collected = { spans: 0, requests: 0 };
+  if (TRACES) {
+    const sink = http.createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => {
+        collected.requests++;
+        collected.spans += (body.match(/"spanId"/g) ?? []).length;
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(sink.address() as { port: number }).port}/v1/traces`;
+    // The spawned workers read these from the environment, like any `forge worker`.
+    process.env.FORGE_TRACES_EXPORTER = 'otlp';
+    process.env.FORGE_OTLP_ENDPOINT = endpoint;
+    const tracing = await startTracing(parseTelemetrySettings({}, process.env), 'forge-api');
+    cleanups.push(() => new Promise((resolve) => sink.close(resolve)), () => tracing.shutdown());
+  }
 
   try {
     // --- Forge, composed as in test/worker/pipeline.test.ts --------------------------------------
@@ -291,6 +321,7 @@ async function main() {
       store, clock: systemClock, eventsWritten: () => relayRef.nudge?.(),
       environments: DEFAULT_POLICIES.map((p) => ({ ...p })), approvalTtlMs: 24 * 3600_000,
       releaseRegistry: 'registry.bench/releases', runTimeoutMs: 24 * 3600_000, runChanged: () => undefined, objects,
+      ...(TRACES ? { telemetry: { traceparent: () => traceparentOf(), stepFinished: () => undefined } } : {}),
     };
     const app = await buildApp({ ctx, verifier: issuer.verifier, bus, rateLimits: 'off', logLevel: 'warn' });
     const relay = startEventRelay(store, bus, { intervalMs: 200 });
@@ -308,7 +339,10 @@ async function main() {
     const address = app.server.address();
     const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 
-    const dispatcherQueue = await connectNatsJobs(NATS_URL, { namespace, objects, name: 'bench-dispatcher' });
+    const natsDispatcherQueue = await connectNatsJobs(NATS_URL, { namespace, objects, name: 'bench-dispatcher' });
+    const dispatcherQueue = TRACES
+      ? instrumentQueue(natsDispatcherQueue, { runTraceContext: async (runId) => (await store.getRun(runId))?.trace_context })
+      : natsDispatcherQueue;
     cleanups.push(() => deleteJobStreams(NATS_URL, namespace), () => dispatcherQueue.close());
     const dispatcher = await startDispatcher(ctx, { queue: dispatcherQueue, objects, sweepMs: 1000 });
     cleanups.push(() => dispatcher.stop());
@@ -522,7 +556,7 @@ async function main() {
 
     const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
     console.log(`\nbench:pipeline — PostgreSQL ${version}, NATS ${NATS_URL}, Node ${process.version}; API and dispatcher in one process, workers ${WORKERS === 'in-process' ? 'in it too' : WORKERS === 'process' ? 'in another' : 'in two more (discovery, CI)'},`);
-    console.log(`CI worker concurrency ${WORKER_CONCURRENCY}; no-op steps spawn /bin/sh -c true\n`);
+    console.log(`CI worker concurrency ${WORKER_CONCURRENCY}; no-op steps spawn /bin/sh -c true; traces ${TRACES ? `ON (OTLP/HTTP to a local sink: ${collected.spans} spans in ${collected.requests} exports so far)` : 'off (BENCH_TRACES=1 turns them on)'}\n`);
     const fmt = (v: number) => (v < 10 ? v.toFixed(2) : v.toFixed(1)).padStart(8);
     const row = (name: string, s: Stats, target = '') =>
       console.log(`${name.padEnd(58)} ${String(s.n).padStart(6)} ${fmt(s.p50)} ${fmt(s.p99)} ${fmt(s.max)}  ${target}`);

@@ -6,7 +6,6 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
-import { Registry, Histogram, collectDefaultMetrics } from 'prom-client';
 import { ForgeError } from '../domain/errors.ts';
 import type { Identity } from '../domain/identity.ts';
 import type { EngineContext } from '../engine/context.ts';
@@ -24,11 +23,18 @@ import { healthRoutes } from './health.routes.ts';
 import { githubRoutes, type GitHubRouteDeps } from './github.routes.ts';
 import { identityRoutes } from './identity.routes.ts';
 import { projectRoutes } from './projects.routes.ts';
+import { retentionRoutes } from './retention.routes.ts';
+import type { RetentionOptions } from '../engine/retention.ts';
+import { DEFAULT_LOG_RETENTION_MS, DEFAULT_RUN_RETENTION_MS } from '../domain/limits.ts';
 import { webRoutes, type WebOptions } from './web.routes.ts';
+import { createMetrics, type ForgeMetrics } from '../lib/metrics.ts';
+import { otelContext, SpanStatusCode, startServerSpan, type Context, type Span } from '../lib/tracing.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     identity: Identity;
+    /** The request's server span and its context (a no-op span when tracing is off). */
+    trace: { span: Span; ctx: Context } | undefined;
   }
   /** Every /v1 route declares exactly one of these beside its schema (buildApp refuses a route without). */
   interface FastifyContextConfig {
@@ -50,6 +56,10 @@ export interface AppOptions {
   github?: Omit<GitHubRouteDeps, 'ctx'>;
   /** Beyond the seed: the built dashboard served at `/`, and GET /v1/auth/config. Without it neither exists. */
   web?: WebOptions;
+  /** The process's metrics (the dispatcher and in-process workers add theirs); default a set of its own. */
+  metrics?: ForgeMetrics;
+  /** What POST /v1/retention applies (the server's FORGE_RUN_RETENTION / FORGE_LOG_RETENTION); default the seed's 90 and 30 days. */
+  retention?: Pick<RetentionOptions, 'runsOlderThanMs' | 'logsOlderThanMs'>;
 }
 
 export interface Limiters {
@@ -92,6 +102,20 @@ function frameworkError(error: FastifyError, request: FastifyRequest, reply: Fas
     return reply.status(414).send(errorBody('validation_error', `a path segment is longer than ${MAX_PARAM_LENGTH} characters`, { limit: MAX_PARAM_LENGTH }));
   }
   return handleError(error, request, reply);
+}
+
+/** The run, task or step a /v1 URL names, as log fields. */
+function idsOf(route: string, params: unknown): Record<string, string> {
+  const id = (params as { id?: unknown } | undefined)?.id;
+  if (typeof id !== 'string') return {};
+  if (route.startsWith('/v1/runs/:id')) return { run_id: id };
+  if (route.startsWith('/v1/tasks/:id')) return { task_id: id };
+  if (route.startsWith('/v1/steps/:id')) return { step_id: id };
+  return {};
+}
+
+function prefixed(ids: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(ids).map(([key, value]) => [`forge.${key.replace('_id', '')}.id`, value]));
 }
 
 async function authenticate(verifier: TokenVerifier, request: FastifyRequest): Promise<Identity> {
@@ -137,13 +161,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     route.schema = { ...route.schema, security: permission === undefined ? [] : [{ bearer: [permission] }] };
   });
 
-  const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics });
-  const httpDuration = new Histogram({
-    name: 'forge_http_request_duration_seconds', help: 'API request latency by route',
-    labelNames: ['method', 'route', 'status_code'], registers: [metrics],
-    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-  });
+  const metrics = options.metrics ?? createMetrics();
 
   await app.register(swagger, {
     openapi: {
@@ -174,6 +192,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler(web ? web.notFound(noRoute) : noRoute);
 
   app.decorateRequest('identity', undefined as unknown as Identity);
+  app.decorateRequest('trace', undefined);
+  // Traces and log fields: a server span per API request (a child of the caller's, when a worker
+  // sends its traceparent), and the run, task or step the URL names on every log line of it.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const route = request.routeOptions.url;
+    if (route === undefined || !route.startsWith('/v1/')) return done();
+    const ids = idsOf(route, request.params);
+    if (Object.keys(ids).length > 0) request.log = request.log.child(ids);
+    request.trace = startServerSpan(`${request.method} ${route}`, request.headers, {
+      'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0] ?? '', ...prefixed(ids),
+    });
+    done();
+  });
+  // The handler runs in the span's context (body parsing ran outside it), so what it starts (a run
+  // storing its traceparent) belongs to the request's trace.
+  app.addHook('preHandler', (request, _reply, done) => {
+    if (!request.trace) return done();
+    otelContext.with(request.trace.ctx, done);
+  });
   // Decided on the route that matched, never on the raw URL: the router decodes the path
   // (`/%761/runs` reaches `/v1/runs`), so a URL test would let encoded paths skip authentication.
   // 401, then 403, both before the body is parsed: a caller who may not act is not read.
@@ -187,10 +224,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
+    const span = request.trace?.span;
+    const traceId = span?.isRecording() ? span.spanContext().traceId : undefined;
     request.log[status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug']({
-      method: request.method, url: request.url, status_code: status, ms: Math.round(reply.elapsedTime),
+      method: request.method, url: request.url, status_code: status, ms: Math.round(reply.elapsedTime), ...(traceId ? { trace_id: traceId } : {}),
     }, 'request');
-    httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    if (span) {
+      span.setAttribute('http.response.status_code', status);
+      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${status}` });
+      span.end();
+    }
   });
 
   const limits = options.rateLimits;
@@ -201,7 +245,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   const deps: RouteDeps = { ctx: options.ctx, bus: options.bus, limiters };
 
-  await app.register(healthRoutes(options.ctx, metrics));
+  await app.register(healthRoutes(options.ctx, metrics.registry));
   await app.register(runRoutes(deps));
   await app.register(releaseRoutes(deps));
   await app.register(deploymentRoutes(deps));
@@ -209,6 +253,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(githubRoutes({ webhookSecret: undefined, registeredRepositories: [], signPlatformToken: undefined, ...options.github, ctx: options.ctx }));
   await app.register(identityRoutes());
   await app.register(projectRoutes(deps));
+  await app.register(retentionRoutes(options.ctx, options.retention ?? { runsOlderThanMs: DEFAULT_RUN_RETENTION_MS, logsOlderThanMs: DEFAULT_LOG_RETENTION_MS }));
   if (web) await app.register(web.routes);
   app.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   return app;

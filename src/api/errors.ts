@@ -12,6 +12,7 @@ export function statusOf(code: ErrorCode): number {
     case 'authentication_required': return 401;
     case 'permission_denied': return 403;
     case 'not_found': return 404;
+    case 'gone': return 410;
     case 'conflict': return 409;
     case 'validation_error': return 422;
     case 'payload_too_large': return 413;

@@ -3,13 +3,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import { requireRepository } from '../auth/permissions.ts';
 import type { RunStatus, ReportedStatus, TriggerType } from '../domain/statuses.ts';
 import { readStepLog } from '../engine/logs.ts';
+import { applyJobReply, stageJobs } from '../engine/run-jobs.ts';
+import type { DispatchStage, JobReply } from '../domain/jobs.ts';
 import { searchStepLog, stepLogIndex } from '../engine/log-lines.ts';
 import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus, retryRun } from '../engine/runs.ts';
 import type { GithubContext } from '../domain/entities.ts';
 import type { RouteDeps } from './app.ts';
 import {
   claimResponse, createRunBody, createRunResponse, errorResponses, idParams, logIndexResponse, logQuery, logResponse, logSearchQuery, logSearchResponse,
-  runListQuery, runListResponse, runTreeSchema, stepResponse, stepStatusBody, taskResponse, taskStatusBody,
+  jobReplyBody, runListQuery, runListResponse, runTreeSchema, stageJobsBody, stageJobsResponse, stepResponse, stepStatusBody, taskResponse, taskStatusBody,
 } from './schemas.ts';
 
 
@@ -82,6 +84,28 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
       params: idParams, response: { 200: claimResponse, ...errorResponses },
     },
   }, async (request) => claimTask(ctx, request.params.id));
+
+  app.post<{ Params: { id: string }; Body: { stage: DispatchStage; group?: number } }>('/v1/runs/:id/jobs', {
+    config: { permission: 'internal:status' },
+    schema: {
+      summary: 'The next jobs of a stage of the run, marked dispatched (internal: Argo dispatcher pods publish them)', tags: ['internal'],
+      params: idParams, body: stageJobsBody, response: { 200: stageJobsResponse, ...errorResponses },
+    },
+  }, async (request) => stageJobs(ctx, request.params.id, request.body.stage, { group: request.body.group }));
+
+  app.post<{ Body: JobReply }>('/v1/job-replies', {
+    config: { permission: 'internal:status' },
+    // Results up to 1 MiB travel inline (digest §2.4), inside the reply's own JSON.
+    bodyLimit: 2 * 1_048_576,
+    schema: {
+      summary: 'A worker\'s reply to a job, handed over by the dispatcher pod that received it (internal)', tags: ['internal'],
+      body: jobReplyBody, response: { 204: { type: 'null' }, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const next = await applyJobReply(ctx, request.body, { objects: ctx.objects, log: (message, error) => request.log.warn({ err: error }, message) });
+    if (next !== undefined) ctx.runChanged(next);
+    return reply.status(204).send();
+  });
 
   app.get<{ Params: { id: string }; Querystring: { offset: number; limit: number; follow?: string } }>('/v1/steps/:id/logs', {
     config: { permission: 'read' },

@@ -6,6 +6,7 @@ import { PERMISSIONS } from '../auth/permissions.ts';
 import { AUDIT_ACTIONS } from '../domain/entities.ts';
 import { ROLES } from '../domain/identity.ts';
 import { NAME_PATTERNS, NAME_RULES } from '../domain/names.ts';
+import { DISPATCH_STAGES, JOB_TYPES } from '../domain/jobs.ts';
 import {
   ALIAS_TYPES, APPROVAL_STATUSES, ARTIFACT_TYPES, DEPLOYMENT_STATUSES, EXECUTION_STATUSES,
   RELEASE_BUILD_STATUSES, RELEASE_TRIGGER_TYPES, REPORTED_STATUSES, RUN_STATUSES, SIGNATURE_STATUSES, TRIGGER_TYPES,
@@ -49,7 +50,7 @@ export const errorSchema = obj({
 });
 
 export const errorResponses = {
-  400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema,
+  400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 410: errorSchema,
   413: errorSchema, 415: errorSchema, 422: errorSchema, 429: errorSchema, 500: errorSchema, 503: errorSchema,
 } as const;
 
@@ -77,6 +78,7 @@ const stepSchema = obj({
   id: S.uuid, step_name: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' },
   status: { type: 'string', enum: EXECUTION_STATUSES }, started_at: S.nullableTime, completed_at: S.nullableTime,
   exit_code: { type: ['integer', 'null'] }, logs_s3_key: S.nullableString, attempt: { type: 'integer' },
+  logs_expired_at: { ...S.nullableTime, description: 'beyond the seed: when the retention job deleted the step\'s log (FORGE_LOG_RETENTION); its logs then answer 410' },
 });
 const taskSchema = obj({
   id: S.uuid, project_name: { type: 'string' }, project_path: { type: 'string' },
@@ -96,6 +98,7 @@ const runFields = {
   argo_workflow_name: S.nullableString, error_code: S.nullableString, error_message: S.nullableString,
   github_context: { anyOf: [githubContextSchema, { type: 'null' }] },
   attempt: { type: 'integer', description: 'beyond the seed: 1, plus one per POST /v1/runs/{id}/retry' },
+  logs_expired_at: { ...S.nullableTime, description: 'beyond the seed: when the retention job deleted the run\'s step logs (FORGE_LOG_RETENTION)' },
 };
 export const runSchema = obj(runFields);
 export const runTreeSchema = obj({ ...runFields, phases: { type: 'array', items: phaseSchema } });
@@ -164,6 +167,28 @@ export const logSearchResponse = obj({
   size: { type: 'integer', description: 'bytes of the log when searched' },
   complete: { type: 'boolean', description: 'the step has ended and its whole log is stored' },
 }, undefined, { description: 'beyond the seed: lines of a step log containing the query, first to last' });
+// ---- Dispatcher pods (Argo Workflows, issue 9) ------------------------------------------------
+
+const jobDraftSchema = obj({
+  id: { type: 'string' }, type: { type: 'string', enum: JOB_TYPES }, run_id: { type: 'string' }, run_attempt: { type: 'integer' },
+  deadline: S.time, payload: { type: 'object', additionalProperties: true }, msg_id: { type: 'string' },
+});
+export const stageJobsBody = obj({
+  stage: { type: 'string', enum: DISPATCH_STAGES, description: 'the Workflow node\'s stage' },
+  group: { type: 'integer', minimum: 0, maximum: 999_999, description: 'ci only: this phase group alone' },
+}, ['stage']);
+export const stageJobsResponse = obj({
+  run_id: S.uuid, run_attempt: { type: 'integer' }, run_status: { type: 'string', enum: RUN_STATUSES }, stage: { type: 'string', enum: DISPATCH_STAGES },
+  group: { type: ['integer', 'null'] }, outcome: { type: 'string', enum: ['dispatch', 'done', 'failed'] },
+  jobs: { type: 'array', items: jobDraftSchema }, awaiting: { type: 'array', items: { type: 'string' } }, timeout_ms: { type: 'integer' }, message: { type: 'string' },
+});
+export const jobReplyBody = obj({
+  job_id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' }, type: { type: 'string', enum: JOB_TYPES }, run_id: S.uuid,
+  run_attempt: { type: 'integer', minimum: 1 }, ok: { type: 'boolean' }, result: {}, result_key: S.text(1024, 1),
+  error: obj({ code: S.text(128), message: S.text(100_000), details: { type: 'object', additionalProperties: true } }, ['code', 'message']),
+  delivery: { type: 'integer', minimum: 1 },
+}, ['job_id', 'type', 'run_id', 'run_attempt', 'ok', 'delivery']);
+
 export const claimResponse = obj({ attempt: { type: 'integer' }, task: taskResponse, steps: { type: 'array', items: stepResponse } });
 
 // ---- Releases -------------------------------------------------------------------------------
@@ -360,3 +385,20 @@ export const authConfigResponse = obj({
   scopes: { type: 'string', description: 'space-separated scopes to request (FORGE_UI_SCOPES)' },
   resource: { ...S.nullableString, description: 'RFC 8707 resource indicator to send (FORGE_UI_RESOURCE), or null' },
 }, undefined, { description: 'beyond the seed: how the dashboard logs in; public (no token)' });
+
+// ---- Retention (issue 9) --------------------------------------------------------------------
+
+export const retentionBody = obj({
+  dry_run: { type: 'boolean', default: false, description: 'count what would be deleted, delete nothing' },
+}, []);
+
+const count = { type: 'integer', minimum: 0 } as const;
+export const retentionResponse = obj({
+  dry_run: { type: 'boolean' },
+  runs_older_than: { ...S.nullableTime, description: 'finished runs that completed before this are deleted; null: run retention is off' },
+  logs_older_than: { ...S.nullableTime, description: 'step logs of finished runs that completed before this are deleted; null: log retention is off' },
+  runs_deleted: count, steps_deleted: count, runs_logs_expired: count, steps_logs_expired: count,
+  objects_deleted: { ...count, description: 'objects (logs, log parts, job results) deleted from the object store' },
+  bytes_deleted: count,
+  started_at: S.time, finished_at: S.time,
+}, undefined, { description: 'beyond the seed: what a retention pass deleted (or, dry, would delete); releases, deployments and approvals are never deleted' });

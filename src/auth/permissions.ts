@@ -19,13 +19,14 @@ export const PERMISSIONS = [
   'approvals:create',
   'approvals:revoke',
   'internal:status',
+  'retention:run',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   developer: ['read', 'runs:create', 'runs:cancel', 'releases:create', 'deployments:create:dev'],
   approver: ['read', 'approvals:create', 'approvals:revoke'],
-  operator: ['read', 'runs:create', 'runs:cancel', 'releases:create', 'deployments:create:dev', 'deployments:create:any', 'deployments:override-freeze', 'approvals:create', 'approvals:revoke'],
+  operator: ['read', 'runs:create', 'runs:cancel', 'releases:create', 'deployments:create:dev', 'deployments:create:any', 'deployments:override-freeze', 'approvals:create', 'approvals:revoke', 'retention:run'],
   'service-account': ['read', 'runs:create', 'releases:create', 'deployments:create:dev', 'deployments:create:any', 'internal:status'],
 };
 

@@ -2,7 +2,8 @@
  * `forge env resolve <environment> <repo> <project>`: a release's XRs resolved against the
  * environment's EnvironmentConfigs in the GitOps repository, as the compositions will see them
  * (src/domain/environment-config.ts): every XR's inputs with the layer each came from, the
- * references of the XR specs and what they resolve to, the secret store paths, and every problem.
+ * references of the XR specs and what they resolve to, the secret store paths, and every problem
+ * (the resolved inputs are also checked against the platform XRDs, src/config/xrd.ts).
  *
  * Where things are read from:
  *   GitOps  --gitops: a checkout (its files on disk, or `--ref` of its history), a bare repository
@@ -32,6 +33,7 @@ import { gitEnv } from '../gitops/git.gitops.ts';
 import {
   ENV_CONFIG_FILE_NAMES, environmentConfigDirs, resolveEnvironment, type ConfigFile, type EnvironmentResolution,
 } from '../domain/environment-config.ts';
+import { resolutionProblems } from '../config/xrd.ts';
 import { isForgeError } from '../domain/errors.ts';
 import { checkPointerLayout, pointerPath } from '../domain/gitops-layout.ts';
 import { describeProblem, LAYERS, REFERENCE_FORMS, type Problem, type ReferenceTarget } from '../domain/xr.ts';
@@ -370,6 +372,8 @@ async function resolveCommand(environment: string, repository: string, project: 
       projectConfig,
       resources,
     });
+    // The XRD schemas too, as `forge validate` and the release worker check them.
+    result.problems.push(...resolutionProblems(result.xrs, resources.file, result.problems));
   } catch (error) {
     if (error instanceof GitFailed) throw new CliError(EXIT.api, `cannot read ${source.label}: ${error.message}`, [], { cause: error });
     throw error;

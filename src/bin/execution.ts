@@ -19,10 +19,13 @@ import { ensureBucket } from '../store/object-store.s3.ts';
 import { createGitWorkspaces } from '../worker/git-workspace.ts';
 import { httpInternalApi } from '../worker/internal-api.ts';
 import { startWorkers } from '../worker/worker.ts';
+import { createSecretProviders } from '../worker/secret-providers.ts';
 import { invalid } from '../domain/errors.ts';
 import { EMBEDDED_REGISTRY } from '../domain/registries.ts';
 import type { PublishDestination, Publisher } from '../engine/ports.ts';
-import { configString } from '../engine/publishing.ts';
+import { configString, type PublisherCredentials } from '../engine/publishing.ts';
+import { assertNever } from '../lib/assert-never.ts';
+import { createRegistryClient } from '../oci/registry.client.ts';
 import { createOciPublisher } from '../oci/oci.publisher.ts';
 import { createDirectoryPublisher, ARTIFACTS_DIR } from '../store/directory.publisher.ts';
 import { createS3Publisher } from '../store/s3.publisher.ts';
@@ -30,6 +33,7 @@ import { createGitGitOps, type GitGitOps } from '../gitops/git.gitops.ts';
 import { createGitHubPublisher } from '../gitops/github.publisher.ts';
 import { createGitHubReleasesClient } from '../gitops/github-releases.client.ts';
 import { openRegistries, type Registries } from './registries.ts';
+import type { StructuredLog } from '../lib/log.ts';
 
 export const PUBLISHER_TYPES = ['docker', 's3', 'github', 'directory'] as const;
 
@@ -38,8 +42,13 @@ export const PUBLISHER_TYPES = ['docker', 's3', 'github', 'directory'] as const;
  * `docker` → the OCI store of its `registry` (none: the embedded store), `s3` → the worker's S3
  * endpoint and keys (FORGE_S3_*), `github` → release assets with FORGE_GITHUB_TOKEN, `directory` →
  * files under <data dir>/artifacts.
+ * With `credentials` (the resolved value of the publisher's `credentials` reference) the adapter
+ * is made for this one publish and signs in with them instead: docker → a registry client with
+ * them as Basic credentials, s3 → those keys (the publisher's `endpoint` / `region`, else the
+ * worker's), github → that token. The caller closes it after the publish, so the secret is not
+ * kept by the worker.
  */
-export function publisherFactory(options: { registries: Registries; execution: ExecutionSettings; dataDir: string; github?: { token: string | undefined; apiUrl: string | undefined } }): { publisherFor(destination: PublishDestination): Publisher; close(): Promise<void> } {
+export function publisherFactory(options: { registries: Registries; execution: ExecutionSettings; dataDir: string; github?: { token: string | undefined; apiUrl: string | undefined } }): { publisherFor(destination: PublishDestination, credentials?: PublisherCredentials): Publisher; close(): Promise<void> } {
   const made = new Map<string, Publisher>();
   const once = (key: string, make: () => Publisher) => {
     let publisher = made.get(key);
@@ -50,7 +59,8 @@ export function publisherFactory(options: { registries: Registries; execution: E
     return publisher;
   };
   return {
-    publisherFor(destination) {
+    publisherFor(destination, credentials) {
+      if (credentials) return signedInPublisher(destination, credentials, options);
       switch (destination.type) {
         case 'docker': {
           const host = (configString(destination, 'registry') ?? EMBEDDED_REGISTRY).replace(/\/+$/, '');
@@ -77,6 +87,28 @@ export function publisherFactory(options: { registries: Registries; execution: E
       made.clear();
     },
   };
+}
+
+/** A publisher of one publish that signs in with the publisher's own credentials (see publisherFactory). */
+function signedInPublisher(destination: PublishDestination, credentials: PublisherCredentials, options: { execution: ExecutionSettings; github?: { apiUrl: string | undefined } }): Publisher {
+  switch (credentials.type) {
+    case 'docker': {
+      const host = (configString(destination, 'registry') ?? EMBEDDED_REGISTRY).replace(/\/+$/, '');
+      if (host === EMBEDDED_REGISTRY) throw invalid(`publisher ${destination.name} (docker) has credentials but no registry: the embedded store takes none; add registry: "host[:port]"`, { publisher: destination.name });
+      const store = createRegistryClient({ registry: host, insecure: options.execution.registries.insecure, credentials: { username: credentials.username, password: credentials.password } });
+      return createOciPublisher({ store, registry: host });
+    }
+    case 's3': {
+      const endpoint = configString(destination, 'endpoint') ?? options.execution.s3?.endpoint;
+      if (!endpoint) throw invalid(`publisher ${destination.name} (s3) needs endpoint: in repo.cue, or FORGE_S3_ENDPOINT on the artifact workers`, { publisher: destination.name });
+      const region = configString(destination, 'region') ?? options.execution.s3?.region ?? 'us-east-1';
+      return createS3Publisher({ endpoint, region, accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey });
+    }
+    case 'github':
+      return createGitHubPublisher({ releases: createGitHubReleasesClient({ token: credentials.token, baseUrl: options.github?.apiUrl }) });
+    default:
+      return assertNever(credentials, 'publisher credentials');
+  }
 }
 
 export async function openExecutionObjects(execution: ExecutionSettings, dataDir: string): Promise<ObjectStore> {
@@ -125,16 +157,19 @@ export async function startWorkerPool(options: {
   /** Registries (embedded OCI store), signing key and the directory publisher live here. */
   dataDir: string;
   github?: { token: string | undefined; apiUrl: string | undefined };
+  log?: StructuredLog;
 }): Promise<RunningWorkers> {
   const { execution } = options;
   const unlock = lockCacheDir(options.cacheDir);
   const registries = openRegistries(execution.registries, options.dataDir);
   const publishers = publisherFactory({ registries, execution, dataDir: options.dataDir, ...(options.github ? { github: options.github } : {}) });
+  const secrets = createSecretProviders(execution.secrets);
   let gitops: GitGitOps | undefined;
   const closeReleases = async () => {
     await gitops?.close();
     await publishers.close();
     await registries.close();
+    secrets.close();
   };
   const workspaces = createGitWorkspaces({
     cacheDir: options.cacheDir,
@@ -154,6 +189,8 @@ export async function startWorkerPool(options: {
       api: httpInternalApi({ baseUrl: options.apiUrl, token: options.token }),
       releases: { registries, publisherFor: publishers.publisherFor, stagingRoot: join(options.cacheDir, 'staging') },
       ...(gitops ? { gitops } : {}),
+      ...(options.log ? { log: options.log } : {}),
+      secrets: secrets.providers,
     }, options.types, execution.workerConcurrency);
   })().catch(async (error: unknown) => {
     await closeReleases();

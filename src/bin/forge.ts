@@ -5,8 +5,8 @@ import { Command, Option } from 'commander';
 import { openDevIssuer } from '../auth/dev-issuer.ts';
 import { ROLES, isRole } from '../domain/identity.ts';
 import {
-  EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, SettingsError, VERIFY_SETTINGS, WORKER_SETTINGS, describeSettings, parseServerSettings,
-  parseVerifySettings, parseWorkerSettings, type SettingSpec,
+  DISPATCH_SETTINGS, EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, SettingsError, TELEMETRY_SETTINGS, WORKER_METRICS_SETTINGS, VERIFY_SETTINGS, WORKER_SETTINGS, describeSettings,
+  parseDispatchSettings, parseServerSettings, parseVerifySettings, parseWorkerSettings, type SettingSpec,
 } from '../settings/settings.ts';
 import { CliError, EXIT } from '../cli/client.ts';
 import { registerClientCommands } from '../cli/commands.ts';
@@ -73,8 +73,9 @@ const server = program.command('server').description('run the Forge API, its dis
     `\nSettings (environment variable, flag):\n${describeSettings(SERVER_SETTINGS)}`,
     `\nExecution (shared with \`forge worker\`):\n${describeSettings(EXECUTION_SETTINGS)}`,
     `\nGitHub:\n${describeSettings(GITHUB_SETTINGS)}`,
+    `\nTraces (shared with \`forge worker\`):\n${describeSettings(TELEMETRY_SETTINGS)}`,
   ].join('\n'));
-addSettingOptions(server, { ...SERVER_SETTINGS, ...EXECUTION_SETTINGS, ...GITHUB_SETTINGS });
+addSettingOptions(server, { ...SERVER_SETTINGS, ...EXECUTION_SETTINGS, ...GITHUB_SETTINGS, ...TELEMETRY_SETTINGS });
 server.action(async (flags: Record<string, unknown>) => {
   const settings = parsedOrExit('server', () => parseServerSettings(flags));
   // Loaded only here, so client commands start without the server's dependencies.
@@ -109,15 +110,39 @@ const worker = program.command('worker').description('take jobs from NATS JetStr
   .addHelpText('after', [
     `\nSettings (environment variable, flag):\n${describeSettings(WORKER_SETTINGS)}`,
     `\nExecution (shared with \`forge server\`):\n${describeSettings(EXECUTION_SETTINGS)}`,
+    `\nMetrics:\n${describeSettings(WORKER_METRICS_SETTINGS)}`,
+    `\nTraces (shared with \`forge server\`):\n${describeSettings(TELEMETRY_SETTINGS)}`,
     '\nExample: NATS_URL=nats://127.0.0.1:4222 FORGE_URL=https://forge.example FORGE_WORKER_TOKEN=... forge worker --type discovery --type ci',
   ].join('\n'));
-addSettingOptions(worker, { ...WORKER_SETTINGS, ...EXECUTION_SETTINGS });
+addSettingOptions(worker, { ...WORKER_SETTINGS, ...EXECUTION_SETTINGS, ...WORKER_METRICS_SETTINGS, ...TELEMETRY_SETTINGS });
 worker.action(async (flags: Record<string, unknown>) => {
   const settings = parsedOrExit('worker', () => parseWorkerSettings(flags));
   const { startWorkerProcess } = await import('./worker.ts');
   const running = await startedOrExit('worker', settings.logLevel, () => startWorkerProcess(settings));
-  console.log(`forge worker ${VERSION}: ${settings.types.join(', ')} jobs from ${settings.execution.natsUrl}, ${settings.execution.workerConcurrency} at a time per type; reporting to ${settings.url}`);
+  console.log(`forge worker ${VERSION}: ${settings.types.join(', ')} jobs from ${settings.execution.natsUrl}, ${settings.execution.workerConcurrency} at a time per type; reporting to ${settings.url}${running.metrics ? `; metrics: ${running.metrics.url}/metrics` : ''}${settings.telemetry.exporter === 'none' ? '' : `; traces: ${settings.telemetry.exporter}`}`);
   onSignals(() => running.close());
+});
+
+const dispatch = program.command('dispatch').description('what an Argo Workflow node runs: publish a stage of a run (discovery, ci, artifact, release) on NATS with a reply inbox, wait for the replies, exit 0 on success, 1 on failure or timeout')
+  .addHelpText('after', [
+    `\nSettings (environment variable, flag):\n${describeSettings(DISPATCH_SETTINGS)}`,
+    `\nExecution (shared with \`forge worker\`):\n${describeSettings(EXECUTION_SETTINGS)}`,
+    '\nExample: NATS_URL=nats://127.0.0.1:4222 FORGE_URL=https://forge.example FORGE_WORKER_TOKEN=... forge dispatch --job-type ci --run <run id>',
+  ].join('\n'));
+addSettingOptions(dispatch, { ...DISPATCH_SETTINGS, ...EXECUTION_SETTINGS });
+dispatch.option('--json', 'print the result as JSON on stdout');
+dispatch.action(async (flags: Record<string, unknown>) => {
+  const settings = parsedOrExit('dispatch', () => parseDispatchSettings(flags));
+  const { dispatchOnce } = await import('./dispatch.ts');
+  const stopping = new AbortController();
+  const stop = (signal: string) => () => stopping.abort(`received ${signal}`);
+  process.once('SIGTERM', stop('SIGTERM'));
+  process.once('SIGINT', stop('SIGINT'));
+  const label = `forge dispatch ${settings.stage}${settings.group !== undefined ? ` group ${settings.group}` : ''} of run ${settings.runId}`;
+  const result = await startedOrExit('dispatch', 'info', () => dispatchOnce(settings, (line) => console.error(`${label}: ${line}`), stopping.signal));
+  if (flags.json === true) console.log(JSON.stringify(result));
+  else console.log(`${label}: ${result.ok ? 'succeeded' : 'FAILED'}: ${result.message}`);
+  process.exit(result.ok ? 0 : 1);
 });
 
 program.command('dev-token').description('print a token from the embedded dev issuer (development only)')

@@ -25,12 +25,21 @@ import { createOidcVerifier } from '../auth/oidc.verifier.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { EngineContext } from '../engine/context.ts';
 import { startEventRelay, type EventRelay } from '../engine/events.ts';
-import { systemClock, type EventPublisher, type Store } from '../engine/ports.ts';
+import { startRetentionJob } from '../engine/retention.ts';
+import { systemClock, type EventPublisher, type RunOrchestrator, type Store } from '../engine/ports.ts';
 import { EventBus } from '../queue/events.memory.ts';
 import { connectNatsEvents } from '../queue/events.nats.ts';
-import type { ServerSettings } from '../settings/settings.ts';
+import type { ArgoSettings, ExecutionSettings, ServerSettings } from '../settings/settings.ts';
+import type { PodEnv } from '../engine/argo-workflow.ts';
+import { argoOrchestrator } from '../queue/argo.orchestrator.ts';
 import { openStore } from '../store/store.ts';
 import { VERSION } from './version.ts';
+import { startTracing } from './telemetry.ts';
+import { createMetrics } from '../lib/metrics.ts';
+import { Lru } from '../lib/lru.ts';
+import { traceparentOf } from '../lib/tracing.ts';
+import { instrumentQueue } from '../queue/instrumented.ts';
+import type { JobQueue } from '../engine/ports.ts';
 
 export { VERSION };
 
@@ -113,6 +122,9 @@ export async function startServer(settings: ServerSettings, options: StartOption
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   try {
+    const tracing = await startTracing(settings.telemetry, 'forge-api');
+    cleanups.push(() => tracing.shutdown());
+    const metrics = createMetrics();
     const store = options.store ?? (await openStore({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir }));
     if (!options.store) cleanups.push(() => store.close());
 
@@ -144,8 +156,15 @@ export async function startServer(settings: ServerSettings, options: StartOption
       store, clock: systemClock, eventsWritten: () => relayRef.relay?.nudge(),
       environments: settings.environments, approvalTtlMs: settings.approvalTtlMs,
       releaseRegistry: settings.releaseRegistry, runTimeoutMs: settings.runTimeoutMs,
+      maxActiveRunsPerRepository: settings.maxActiveRunsPerRepository,
       runChanged: (id) => dispatcherRef.dispatcher?.nudge(id), objects, signatures: signatures.verifier,
       ...(settings.crashAfter ? { crashPoint: crashAt(settings.crashAfter) } : {}),
+      telemetry: {
+        traceparent: () => traceparentOf(),
+        stepFinished: (step) => {
+          if (step.started_at && step.completed_at) metrics.stepDuration.observe({ status: step.status }, Math.max(0, step.completed_at.getTime() - step.started_at.getTime()) / 1000);
+        },
+      },
     };
     const app = await buildApp({
       ctx, verifier, bus, rateLimits: settings.rateLimits, logLevel: settings.logLevel, version: VERSION,
@@ -155,14 +174,22 @@ export async function startServer(settings: ServerSettings, options: StartOption
         oidc: { issuer: settings.github.oidcIssuer, jwksUrl: settings.github.oidcJwksUrl, audience: settings.github.oidcAudience, maxTtlSeconds: settings.github.tokenTtlSeconds },
       },
       web: { root: webRoot, authConfig: uiAuthConfig(settings) },
+      metrics,
+      retention: settings.retention,
     });
     cleanups.push(() => app.close());
 
     const { github } = settings;
     const githubClient = github.token ? createGitHubClient({ token: github.token, ...(github.apiUrl ? { baseUrl: github.apiUrl } : {}) }) : undefined;
-    const notifierOptions: GitHubNotifierOptions = { publicUrl: settings.publicUrl, log: (message, error) => app.log.warn({ err: error }, message) };
+    const { orchestrator } = settings;
+    const notifierOptions: GitHubNotifierOptions = {
+      publicUrl: settings.publicUrl, log: (message, error) => app.log.warn({ err: error }, message),
+      // The Argo Server serves the Argo UI: /workflows/<namespace>/<name> is a Workflow's page.
+      ...(orchestrator.kind === 'argo' ? { workflowUrl: (name: string) => `${orchestrator.serverUrl}/workflows/${orchestrator.namespace}/${name}` } : {}),
+    };
     if (githubClient) {
       const notifier = createGitHubNotifier(ctx, githubClient, notifierOptions);
+      ctx.groupDispatched = (run, phases) => void notifyPhaseProgress(githubClient, run, phases, notifierOptions);
       const unsubscribe = bus.subscribe((event) => void notifier.onEvent(event));
       cleanups.push(async () => unsubscribe());
     }
@@ -171,15 +198,44 @@ export async function startServer(settings: ServerSettings, options: StartOption
     relayRef.relay = relay;
     cleanups.push(() => relay.stop());
 
-    const dispatcherQueue = await openQueue('forge-dispatcher');
+    // The run's stored traceparent, for every job published for it (a group's tasks ask at once);
+    // looked up only when traces are exported.
+    const traceContexts = new Lru<string, Promise<string | null | undefined>>(1000);
+    const runTraceContext = (runId: string) => {
+      let found = traceContexts.get(runId);
+      if (!found) {
+        found = store.getRun(runId).then((run) => run?.trace_context, (error: unknown) => {
+          traceContexts.delete(runId);
+          throw error;
+        });
+        traceContexts.set(runId, found);
+      }
+      return found;
+    };
+    // In-process workers' job lines at debug: `npm start` prints the pipeline's progress itself.
+    const quieter = (component: string) => {
+      const log = app.log.child({ component });
+      return { info: (fields: Record<string, unknown>, message: string) => log.debug(fields, message), warn: (fields: Record<string, unknown>, message: string) => log.warn(fields, message) };
+    };
+    const instrument = (queue: JobQueue, component: string) => instrumentQueue(queue, { metrics, ...(tracing.enabled ? { runTraceContext } : {}), log: quieter(component) });
+    const dispatcherQueue = instrument(await openQueue('forge-dispatcher'), 'dispatcher');
     cleanups.push(() => dispatcherQueue.close());
+    metrics.watchQueue(() => dispatcherQueue.lag());
     const dispatcher = await startDispatcher(ctx, {
       queue: dispatcherQueue, objects,
+      ...(settings.orchestrator.kind === 'argo' ? { orchestrator: argoOrchestratorOf(settings.orchestrator, execution) } : {}),
       log: (message, error) => app.log.warn({ err: error }, message),
-      ...(githubClient ? { onGroupDispatched: (run, phases) => void notifyPhaseProgress(githubClient, run, phases, notifierOptions) } : {}),
     });
     dispatcherRef.dispatcher = dispatcher;
     cleanups.push(() => dispatcher.stop());
+
+    const retention = startRetentionJob(ctx, settings.retention, {
+      onPass: (report) => {
+        if (report.runs_deleted + report.runs_logs_expired + report.objects_deleted > 0) app.log.info({ retention: report }, 'retention applied');
+      },
+      onError: (error) => app.log.warn({ err: error }, 'retention pass failed; the next pass tries again'),
+    });
+    cleanups.push(() => retention.stop());
 
     let url = settings.publicUrl;
     let apiUrl = settings.publicUrl;
@@ -199,12 +255,12 @@ export async function startServer(settings: ServerSettings, options: StartOption
 
     let workers: RunningWorkers | undefined;
     if (settings.inProcessWorkers.length > 0 && options.listen !== false) {
-      const workerQueue = await openQueue('forge-server-workers');
+      const workerQueue = instrument(await openQueue('forge-server-workers'), 'worker');
       cleanups.push(() => workerQueue.close());
       workers = await startWorkerPool({
         execution, types: settings.inProcessWorkers, apiUrl, token: workerTokenSource(execution, devIssuer),
         cacheDir: serverWorkerCacheDir(settings.dataDir), objects, queue: workerQueue, dataDir: settings.dataDir,
-        github: { token: settings.github.token, apiUrl: settings.github.apiUrl },
+        github: { token: settings.github.token, apiUrl: settings.github.apiUrl }, log: quieter('worker'),
       });
       // Stopped before the dispatcher and the app: cleanups run in reverse.
       cleanups.push(() => workers!.stop());
@@ -225,6 +281,25 @@ export async function startServer(settings: ServerSettings, options: StartOption
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * Argo Workflows from the settings: dispatcher pods reach NATS and the API as configured, in the
+ * same NATS namespace, and report with the token of a Kubernetes Secret (never put in the Workflow).
+ */
+function argoOrchestratorOf(argo: ArgoSettings, execution: ExecutionSettings): RunOrchestrator {
+  const env: PodEnv[] = [
+    { name: 'NATS_URL', value: execution.natsUrl ?? '' },
+    { name: 'FORGE_URL', value: argo.apiUrl },
+    ...(execution.natsNamespace ? [{ name: 'FORGE_NATS_NAMESPACE', value: execution.natsNamespace }] : []),
+    // Every process that opens the queue brings the consumers to its ack wait: the pods must agree.
+    { name: 'FORGE_ACK_WAIT', value: String(execution.ackWaitMs) },
+    { name: 'FORGE_WORKER_TOKEN', valueFrom: { secretKeyRef: { name: argo.tokenSecret.name, key: argo.tokenSecret.key } } },
+  ];
+  return argoOrchestrator({
+    serverUrl: argo.serverUrl, token: argo.token, namespace: argo.namespace, serviceAccount: argo.serviceAccount, image: argo.image,
+    parallelism: argo.parallelism, activeDeadlineSeconds: 86_400, env,
+  });
 }
 
 /**

@@ -11,6 +11,8 @@ import { discover, type DiscoveredProject, type DiscoveryOutput } from '../confi
 import { fileCache } from '../config/file-cache.ts';
 import { findRepoRoot, initConfig } from '../config/init.ts';
 import { renderResources } from '../config/render.ts';
+import { checkRepositoryResources } from '../config/xrd.ts';
+import { describeProblem as describeXrProblem, type Problem as XrProblem } from '../domain/xr.ts';
 import { CONFIG_SETTINGS, parseConfigSettings } from '../settings/settings.ts';
 import { EXIT } from './client.ts';
 import { fields, table, styleFor, type Cell, type Style } from './output.ts';
@@ -58,6 +60,16 @@ async function configCommand(io: Io, work: () => Promise<void>): Promise<void> {
     }
     process.exitCode = EXIT.api;
   }
+}
+
+/** Problems of the rendered deploy.resources: all of them, `file: Kind/name: field: message`; exit 1. */
+function xrProblems(io: Io, problems: XrProblem[]): void {
+  if (io.json) io.out(JSON.stringify({ valid: false, problems }, null, 2));
+  else {
+    process.stderr.write(`forge: invalid deploy.resources (${problems.length} problem${problems.length === 1 ? '' : 's'})\n`);
+    for (const p of problems) process.stderr.write(`  ${describeXrProblem(p)}\n`);
+  }
+  process.exitCode = EXIT.api;
 }
 
 /** The repository root for `dir`: itself or the nearest parent with .forge/repo.cue. */
@@ -109,7 +121,7 @@ export function registerConfigCommands(program: Command): void {
       });
     });
 
-  withFlags(program.command('validate').description('check repo.cue and every project.cue; print every problem with file:line:column')
+  withFlags(program.command('validate').description('check repo.cue and every project.cue (every problem with file:line:column), then each project\'s deploy.resources against the platform XRDs (deploy/crossplane) and the reference rules (file: Kind/name: field: message); exit 1 on problems')
     .argument('[dir]', 'repository (or any directory inside it)'))
     .action(async (dir: string | undefined, flags: ConfigFlags) => {
       const io = openIo(flags);
@@ -118,9 +130,11 @@ export function registerConfigCommands(program: Command): void {
         io.progress(`validating ${root} …`);
         const started = performance.now();
         const output = await discover(root, io.cache ? { cache: io.cache } : {});
+        const problems = await checkRepositoryResources(root, output, io.cache);
+        if (problems.length > 0) return xrProblems(io, problems);
         const projects = output.projects.map((p) => ({ name: p.name, path: p.path }));
         if (io.json) return io.out(JSON.stringify({ valid: true, root, projects }, null, 2));
-        io.out(`valid: ${root}: repo.cue and ${projects.length} project${projects.length === 1 ? '' : 's'} (${((performance.now() - started) / 1000).toFixed(2)} s)`);
+        io.out(`valid: ${root}: repo.cue and ${projects.length} project${projects.length === 1 ? '' : 's'}, their deploy.resources checked against the platform XRDs (${((performance.now() - started) / 1000).toFixed(2)} s)`);
       });
     });
 

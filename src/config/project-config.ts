@@ -12,6 +12,7 @@ import type { CueProblem } from './cue.ts';
 import { ConfigError, escapeRegExp, evaluateConfigs, positionOf, type ConfigCache } from './config-file.ts';
 import type { RepoConfig } from './repo-config.ts';
 import { branchPattern, type ReleaseConfig } from './triggers.ts';
+import { parseStepSecrets } from '../domain/secrets.ts';
 
 export interface Step {
   name: string;
@@ -20,6 +21,8 @@ export interface Step {
   run?: string;
   timeout?: string;
   env?: Record<string, string>;
+  /** Secret references and where their values go (domain/secrets.ts); resolved by the worker when the step starts. */
+  secrets?: Record<string, unknown>[];
 }
 
 export interface Producer {
@@ -71,6 +74,7 @@ export function projectProblems(file: string, project: ProjectConfig, repo: Repo
       seen.add(step.name);
       if (step.action === 'earthly' && !step.target) problems.push({ message: `phases.${phase}.${step.name}: an earthly step needs a target, e.g. target: "+test"`, positions: at(step.name) });
       if (step.action === 'script' && !step.run) problems.push({ message: `phases.${phase}.${step.name}: a script step needs run: "<shell command>"`, positions: at(step.name) });
+      for (const message of parseStepSecrets(step.secrets, `phases.${phase}.${step.name}.secrets`, step.env).problems) problems.push({ message, positions: at(step.name) });
     }
   }
   for (const [name, phase] of Object.entries(repo.phases)) {

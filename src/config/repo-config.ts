@@ -1,12 +1,14 @@
 /**
  * Loading a repository's `.forge/repo.cue` (or repo.json / repo.yaml): evaluated by CUE against
  * `#RepoConfig` (closed: unknown fields and badly named phases are refused with what is allowed),
- * then checked for schema-version compatibility. Every problem is positioned.
+ * then checked for schema-version compatibility and publishers' `credentials` references. Every
+ * problem is positioned.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, evaluateConfig, positionOf, type ConfigCache } from './config-file.ts';
 import { versionProblem } from './version.ts';
+import { parseSecretRef } from '../domain/secrets.ts';
 
 export { ConfigError, CONFIG_NAME_RULE } from './config-file.ts';
 
@@ -42,5 +44,12 @@ export async function loadRepoConfig(root: string, cache?: ConfigCache): Promise
   const config = value as RepoConfig;
   const problem = versionProblem(config.forgeVersion);
   if (problem) throw new ConfigError([{ message: problem, positions: [positionOf(file, /forgeVersion/)] }]);
+  // Publishers' credentials are references the artifact workers resolve; each provider owns its fields.
+  const credentials = Object.entries(config.publishers ?? {}).flatMap(([name, publisher]) => {
+    if (publisher.credentials === undefined) return [];
+    const parsed = parseSecretRef(publisher.credentials, `publishers.${name}.credentials`);
+    return 'problems' in parsed ? parsed.problems.map((message) => ({ message, positions: [positionOf(file, new RegExp(name))] })) : [];
+  });
+  if (credentials.length > 0) throw new ConfigError(credentials);
   return { file, config };
 }

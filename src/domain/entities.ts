@@ -48,6 +48,12 @@ export interface PipelineRun {
   deadline_at: Date | null;
   /** Beyond the seed: when the PR summary comment was claimed (posted at most once). */
   pr_comment_posted_at: Date | null;
+  /** Beyond the seed: W3C traceparent of the request that created the run (its trace's root); null when not traced. */
+  trace_context: string | null;
+  /** Beyond the seed: when the retention job deleted the run's step logs (FORGE_LOG_RETENTION); a retry clears it. */
+  logs_expired_at: Date | null;
+  /** Bookkeeping, not shown: which of its repository's slots an unfinished run holds (the run limit; migration 006). */
+  active_slot: number | null;
 }
 
 export interface PhaseExecution {
@@ -90,6 +96,8 @@ export interface StepExecution {
   logs_s3_key: string | null;
   /** Beyond the seed: the task attempt that last ran the step. */
   attempt: number;
+  /** Beyond the seed: when the retention job deleted this step's log (its key is then null: the log reads 410). */
+  logs_expired_at: Date | null;
 }
 
 export interface Release {
@@ -257,6 +265,7 @@ export const EVENT_TYPES = [
   'deployment.failed',
   'approval.created',
   'approval.revoked',
+  'retention.applied',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -282,6 +291,11 @@ export interface EventData {
   /** Beyond the seed: approvals and their revocation (the audit trail has them too). */
   'approval.created': { approval_id: string; release_id: string; environment: string; approver: string; expires_at: string };
   'approval.revoked': { approval_id: string; release_id: string; environment: string; revoked_by: string };
+  /** Beyond the seed: a retention pass deleted something (engine/retention.ts); counts of what went. */
+  'retention.applied': {
+    runs_deleted: number; steps_deleted: number; runs_logs_expired: number; steps_logs_expired: number;
+    objects_deleted: number; bytes_deleted: number; runs_older_than: string | null; logs_older_than: string | null;
+  };
 }
 
 /** The seed's event envelope. */

@@ -6,6 +6,7 @@ export const ERROR_CODES = [
   'authentication_required',
   'permission_denied',
   'not_found',
+  'gone',
   'conflict',
   'validation_error',
   'payload_too_large',
@@ -31,6 +32,8 @@ export class ForgeError extends Error {
 
 export const notFound = (what: string, details: ErrorDetails = {}) =>
   new ForgeError('not_found', `${what} not found`, details);
+/** Existed once and was deleted on purpose (a step log past FORGE_LOG_RETENTION). */
+export const gone = (message: string, details: ErrorDetails = {}) => new ForgeError('gone', message, details);
 export const conflict = (message: string, details: ErrorDetails = {}) => new ForgeError('conflict', message, details);
 export const invalid = (message: string, details: ErrorDetails = {}) =>
   new ForgeError('validation_error', message, details);

@@ -30,6 +30,14 @@ export const STREAMS: Record<WorkerType, StreamSpec> = {
   release: { name: 'pipeline-releases', subjects: 'pipeline.releases.*', maxAgeMs: HOUR, maxMsgs: 1000, consumer: 'release-consumer' },
 };
 
+/**
+ * What one `forge dispatch` (an Argo Workflow node) runs of a pipeline run, in Workflow order:
+ * discovery, the phase groups' CI jobs, the release builds' artifact jobs, their release jobs.
+ * Deployment jobs are not a stage of a run: the API dispatches them per target (decision 150).
+ */
+export const DISPATCH_STAGES = ['discovery', 'ci', 'artifact', 'release'] as const;
+export type DispatchStage = (typeof DISPATCH_STAGES)[number];
+
 export function isJobType(value: string): value is JobType {
   return (JOB_TYPES as readonly string[]).includes(value);
 }
@@ -103,6 +111,10 @@ export interface JobMessage {
   /** When the dispatcher stops waiting (ISO 8601). */
   deadline: string;
   payload: unknown;
+  /** When it was published (ISO 8601): dispatch latency is measured from here. */
+  published_at?: string;
+  /** W3C traceparent of the publish span: the worker's spans join the run's trace. */
+  traceparent?: string;
 }
 
 export interface JobReply {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  classifyResources, COMPOSITION_DEFAULTS, deepMerge, describeProblem, MAX_XRS_PER_PROJECT, mergeSpec, parseReference, projectNamespaces,
+  classifyResources, COMPOSITION_DEFAULTS, deepMerge, describeProblem, MAX_XRS_PER_PROJECT, mergeSpec, networkTargetProblems, parseReference, projectNamespaces,
   resolveReferences, resolveXr, secretStorePath, specProblems, type Xr,
 } from './xr.ts';
 
@@ -348,5 +348,30 @@ describe('classifying a release\'s resources', () => {
     const docs = (n: number) => Array.from({ length: n }, (_, i) => xrDoc('Job', `job-${i}`, { image: 'a:1' }));
     expect(classifyResources(docs(MAX_XRS_PER_PROJECT), 'r.yaml').problems).toEqual([]);
     expect(classifyResources(docs(MAX_XRS_PER_PROJECT + 1), 'r.yaml').problems).toEqual([{ file: 'r.yaml', message: '51 XRs; a project may have at most 50' }]);
+  });
+});
+
+describe('Network targets', () => {
+  const at = (document: number, kind: Xr['kind'], name: string, spec: Record<string, unknown>) =>
+    ({ xr: { document, apiVersion: 'forge.projectcatalyst.io/v1alpha1', kind, name, spec }, spec });
+  const api = at(1, 'Deployment', 'api', { containers: [{ name: 'a', image: 'a:1', ports: [{ containerPort: 8080 }] }, { name: 'b', image: 'b:1', ports: [{ containerPort: 9090 }] }] });
+  const worker = at(2, 'Job', 'migrate', { image: 'm:1' });
+  const store = at(3, 'Storage', 'data', { size: '1Gi' });
+
+  it('a Network names a workload XR of the project (workloadRef or targetRef.name), on a port it declares', () => {
+    expect(networkTargetProblems([api, worker, store,
+      at(4, 'Network', 'ok', { workloadRef: 'api', port: 9090 }),
+      at(5, 'Network', 'ok-no-ports', { targetRef: { name: 'migrate' }, port: 1234 }),
+    ])).toEqual([]);
+    expect(networkTargetProblems([api, worker, store,
+      at(4, 'Network', 'a', { workloadRef: 'web', port: 80 }),
+      at(5, 'Network', 'b', { targetRef: { name: 'data' }, port: 80 }),
+      at(6, 'Network', 'c', { workloadRef: 'api', port: 80 }),
+      at(7, 'Network', 'd', { port: 80 }), // no target: the schema's to report
+    ]).map(describeProblem)).toEqual([
+      'Network/a: spec.workloadRef: no workload XR named web in this project (Deployment, Stateful, Job or CronJob XRs: api, migrate)',
+      'Network/b: spec.targetRef.name: data is a Storage XR, not a workload (Deployment, Stateful, Job or CronJob XRs: api, migrate)',
+      'Network/c: spec.port: 80 is not a port Deployment/api declares (8080, 9090)',
+    ]);
   });
 });

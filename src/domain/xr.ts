@@ -83,6 +83,8 @@ const OBJECT_NAME = /^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?$/;
 const NAMESPACE = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 /** A Secret / ConfigMap data key, or an output key. */
 const DATA_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
+/** The Kubernetes name rules above, for settings that name Kubernetes objects (Argo Workflows). */
+export const KUBERNETES_NAMES = { object: OBJECT_NAME, namespace: NAMESPACE, dataKey: DATA_KEY } as const;
 
 export const PLATFORM_NAMESPACE = 'platform';
 
@@ -297,8 +299,8 @@ export function mergeSpec(layers: SpecLayers): MergedSpec {
 
 const isPresent = (value: unknown) => value !== undefined && value !== null && value !== '' && !(Array.isArray(value) && value.length === 0);
 
-/** Where a merged field came from, for messages: "(set by the override)". */
-function origin(sources: Record<string, Layer[]>, key: string): string {
+/** Where a merged top-level field came from, for messages: " (set by the per-project override)"; "" for the spec. */
+export function origin(sources: Record<string, Layer[]>, key: string): string {
   const layer = own(sources, key) as Layer[] | undefined;
   const top = layer?.[0];
   if (top === undefined || top === 'spec') return '';
@@ -646,4 +648,54 @@ export function resolveXr(
     secrets: mapped.secrets,
     problems: [...problems, ...mapped.problems],
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network targets
+
+/** The workload a Network XR sends traffic to: `workloadRef: <name>` or `targetRef: {name}`. */
+function networkTarget(spec: Spec): { field: string; name: unknown } | undefined {
+  if (own(spec, 'workloadRef') !== undefined) return { field: 'spec.workloadRef', name: own(spec, 'workloadRef') };
+  const ref = own(spec, 'targetRef');
+  if (isMap(ref)) return { field: 'spec.targetRef.name', name: own(ref, 'name') };
+  return undefined;
+}
+
+/** The container ports a workload XR declares (`ports` beside `image`, or in `containers`). */
+function declaredPorts(spec: Spec): number[] {
+  const portsOf = (holder: unknown) => {
+    const ports = isMap(holder) ? own(holder, 'ports') : undefined;
+    return (Array.isArray(ports) ? ports : []).flatMap((port) => (isMap(port) && typeof own(port, 'containerPort') === 'number' ? [own(port, 'containerPort') as number] : []));
+  };
+  const containers = own(spec, 'containers');
+  return [...portsOf(spec), ...(Array.isArray(containers) ? containers.flatMap(portsOf) : [])];
+}
+
+/**
+ * A Network XR routes to a workload XR of the same project (Deployment, Stateful, Job, CronJob):
+ * the name must be one, and when that workload declares its ports, the Network's port is one of
+ * them. Names that are not strings are the schema's to report.
+ */
+export function networkTargetProblems(xrs: readonly { xr: Xr; spec: Spec }[]): Problem[] {
+  const problems: Problem[] = [];
+  const workloads = xrs.filter((candidate) => WORKLOAD_KINDS.includes(candidate.xr.kind));
+  const names = () => workloads.map((w) => w.xr.name).join(', ') || '(none)';
+  for (const { xr, spec } of xrs) {
+    if (xr.kind !== 'Network') continue;
+    const target = networkTarget(spec);
+    if (target === undefined || typeof target.name !== 'string') continue;
+    const workload = workloads.find((candidate) => candidate.xr.name === target.name);
+    const other = xrs.find((candidate) => candidate.xr.name === target.name);
+    if (!workload) {
+      const why = other ? `${target.name} is a ${other.xr.kind} XR, not a workload` : `no workload XR named ${target.name} in this project`;
+      problems.push({ xr: xrLabel(xr), field: target.field, message: `${why} (Deployment, Stateful, Job or CronJob XRs: ${names()})` });
+      continue;
+    }
+    const port = own(spec, 'port');
+    const ports = declaredPorts(workload.spec);
+    if (typeof port === 'number' && ports.length > 0 && !ports.includes(port)) {
+      problems.push({ xr: xrLabel(xr), field: 'spec.port', message: `${port} is not a port ${xrLabel(workload.xr)} declares (${ports.join(', ')})` });
+    }
+  }
+  return problems;
 }

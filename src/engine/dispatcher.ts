@@ -10,24 +10,23 @@
  *   engine, and the dispatcher then broadcasts a cancel so workers kill the siblings in flight.
  * Watchdog (every sweep): a run past its deadline, a discovery or a task past its job timeout is
  *   failed with the reason; nothing non-terminal waits forever.
+ * Orchestrated by Argo Workflows (`orchestrator`): a run whose attempt has no Workflow yet gets it
+ *   submitted; the run's jobs are then published by the Workflow's `forge dispatch` pods (the same
+ *   jobs, built in run-jobs.ts), never here. Everything else above stays here.
  */
-import { isForgeError } from '../domain/errors.ts';
-import { JOB_TIMEOUTS_MS, type JobMessage, type JobReply, type JobType } from '../domain/jobs.ts';
-import { isExecutionTerminal, isRunTerminal } from '../domain/statuses.ts';
-import { parseDuration } from '../lib/duration.ts';
+import { JOB_TIMEOUTS_MS, type JobReply, type JobType } from '../domain/jobs.ts';
+import { isExecutionTerminal, isReleaseBuildTerminal, isRunTerminal } from '../domain/statuses.ts';
+import { RetryableError } from '../domain/errors.ts';
 import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import type { EngineContext } from './context.ts';
-import type { PhaseExecution, PipelineRun } from '../domain/entities.ts';
-import type { JobQueue, ObjectStore } from './ports.ts';
-import { completeRunIfDone, failRun, markDispatched, recordDiscovery, reportTaskStatus, runningBudget, type DiscoveryPlan, type PlannedStep } from './runs.ts';
+import type { Deployment, PipelineRun, ReleaseBuild } from '../domain/entities.ts';
+import type { JobQueue, ObjectStore, RunOrchestrator } from './ports.ts';
+import { completeRunIfDone, failRun, markDispatched, recordWorkflow, reportTaskStatus, runningBudget, type DiscoveryPlan } from './runs.ts';
 import {
-  artifactResults, autoDeploy, cancelRunReleaseBuilds, failReleaseBuild, hasReleasePhase, markBuildDispatched, recordArtifactOutcome,
-  recordBuildPlan, recordReleaseOutcome, startRunReleases,
-  type ArtifactJobPayload, type ArtifactJobResult, type BuildDiscoveryPayload, type DiscoveredRelease, type ReleaseJobPayload, type ReleaseJobResult,
+  cancelRunReleaseBuilds, failReleaseBuild, hasReleasePhase, markBuildDispatched, recordArtifactOutcome, startRunReleases, type BuildDiscoveryPayload,
 } from './release-builds.ts';
-import type { Deployment, ReleaseBuild } from '../domain/entities.ts';
-import { claimNextDeployment, completeDeployment, deploymentTarget, failDeployment, type DeploymentJobResult } from './deployments.ts';
-import { isReleaseBuildTerminal } from '../domain/statuses.ts';
+import { claimNextDeployment, deploymentTarget } from './deployments.ts';
+import { applyJobReply, artifactJobs, ciJob, discoveryJob, draft, ignoreConflict, releaseJob, taskTimeout, toMessage, type JobDraft } from './run-jobs.ts';
 
 export interface DispatcherOptions {
   queue: JobQueue;
@@ -36,8 +35,12 @@ export interface DispatcherOptions {
   sweepMs?: number;
   jobTimeoutsMs?: Partial<Record<JobType, number>>;
   log?: (message: string, error?: unknown) => void;
-  /** Called (never awaited, must not throw) when a phase group's tasks have been dispatched. */
-  onGroupDispatched?: (run: PipelineRun, phases: readonly PhaseExecution[]) => void;
+  /**
+   * Runs are orchestrated elsewhere (Argo Workflows, decision 145): a run's Workflow is submitted
+   * here, and its jobs are published by `forge dispatch` pods, never by this dispatcher. The
+   * watchdog, completion, fail-fast cancels, manual release builds and deployments stay here.
+   */
+  orchestrator?: RunOrchestrator;
 }
 
 export interface Dispatcher {
@@ -45,27 +48,6 @@ export interface Dispatcher {
   /** Resolves when every nudge so far has been handled (tests). */
   idle(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** What a CI job carries: the task and its steps as configured (Postgres has their state). */
-export interface CiJobPayload {
-  task_id: string;
-  run_id: string;
-  repository: string;
-  commit_sha: string;
-  branch: string;
-  phase: string;
-  project: string;
-  project_path: string;
-  timeout_ms: number;
-  steps: (PlannedStep & { id: string })[];
-}
-
-export interface DiscoveryJobPayload {
-  run_id: string;
-  repository: string;
-  commit_sha: string;
-  branch: string;
 }
 
 export async function startDispatcher(ctx: EngineContext, options: DispatcherOptions): Promise<Dispatcher> {
@@ -89,82 +71,8 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   }
 
   async function onReply(reply: JobReply): Promise<void> {
-    if (reply.type === 'deployment') {
-      await onDeploymentReply(reply);
-      return;
-    }
-    if (reply.type === 'artifact' || reply.type === 'release' || (reply.type === 'discovery' && reply.job_id !== reply.run_id)) {
-      await onBuildReply(reply);
-      return;
-    }
-    const run = await ctx.store.getRun(reply.run_id);
-    if (!run || run.attempt !== reply.run_attempt) return; // a reply for an older attempt of the run
-    if (reply.type === 'discovery') {
-      if (run.discovery_output !== null || isRunTerminal(run.status)) return;
-      if (reply.ok) {
-        const plan = (await resultOf(reply)) as DiscoveryPlan;
-        try {
-          await recordDiscovery(ctx, run.id, plan);
-        } catch (error) {
-          if (!isForgeError(error)) throw error;
-          await failRun(ctx, run.id, 'discovery_failed', error.message);
-        }
-      } else {
-        // Configuration problems (the handler counts them) are the user's to fix; the rest (git, a
-        // commit that is not there, the worker) is a discovery failure.
-        // A dead-lettered job (decision 123) never got an outcome at all.
-        const config = reply.error?.code === 'validation_error' && reply.error.details?.problems !== undefined;
-        const code = reply.error?.code === 'dead_lettered' ? 'dead_lettered' : config ? 'invalid_config' : 'discovery_failed';
-        await failRun(ctx, run.id, code, reply.error?.message ?? 'discovery failed');
-      }
-    } else if (reply.type === 'ci' && !reply.ok && reply.error?.code !== 'cancelled') {
-      // The worker could not run the task (no checkout, no claim), or no worker could (dead-lettered):
-      // the platform fails it.
-      const task = await ctx.store.getTask(reply.job_id);
-      if (task && !isExecutionTerminal(task.status)) {
-        const deadLettered = reply.error?.code === 'dead_lettered';
-        await reportTaskStatus(ctx, task.id, 'failed', deadLettered ? reply.error!.message : `worker error: ${reply.error?.message ?? 'unknown'}`,
-          undefined, deadLettered ? 'dead_lettered' : undefined).catch(ignoreConflict);
-      }
-    }
-    nudge(reply.run_id);
-  }
-
-  /** Replies of release builds: a manual build's discovery, artifact jobs, the release job. */
-  async function onBuildReply(reply: JobReply): Promise<void> {
-    const [buildId, artifact] = splitBuildJobId(reply.job_id);
-    const build = await ctx.store.getReleaseBuild(buildId);
-    if (!build || isReleaseBuildTerminal(build.status)) return;
-    if (build.pipeline_run_id !== null && build.run_attempt !== reply.run_attempt) return;
-    const error = reply.error?.message ?? `${reply.type} job failed`;
-    if (reply.type === 'discovery') {
-      if (reply.ok) await recordBuildPlan(ctx, build.id, (await resultOf(reply)) as DiscoveredRelease);
-      else await failReleaseBuild(ctx, build.id, `discovery failed: ${error}`);
-    } else if (reply.type === 'artifact') {
-      const name = artifact ?? '';
-      await recordArtifactOutcome(ctx, build.id, name, reply.ok ? { ok: true, result: (await resultOf(reply)) as ArtifactJobResult } : { ok: false, error });
-    } else if (reply.type === 'release') {
-      const result = reply.ok ? (await resultOf(reply)) as ReleaseJobResult : undefined;
-      const done = await recordReleaseOutcome(ctx, build.id, result ? { ok: true, result } : { ok: false, error });
-      if (done?.status === 'success' && result?.created) {
-        for (const outcome of await autoDeploy(ctx, result.release_id, 'forge-release')) {
-          if (outcome.error) log(`auto-deploy of release ${result.release_id} to ${outcome.environment} failed: ${outcome.error}`);
-        }
-      }
-    }
-  }
-
-  /** A deployment job's reply: the pointer commit activates the deployment, an error fails it; then the target's next one goes. */
-  async function onDeploymentReply(reply: JobReply): Promise<void> {
-    const deployment = await ctx.store.getDeployment(reply.job_id);
-    if (!deployment) return;
-    if (reply.ok) {
-      const result = (await resultOf(reply)) as DeploymentJobResult;
-      await completeDeployment(ctx, deployment.id, result.commit_sha);
-    } else {
-      await failDeployment(ctx, deployment.id, reply.error?.message ?? 'deployment job failed');
-    }
-    nudge(deployment.id);
+    const next = await applyJobReply(ctx, reply, { objects: options.objects, log });
+    if (next !== undefined) nudge(next);
   }
 
   /** Publishes the next deployment job of a target when none is in flight (deployments.ts claims it). */
@@ -179,27 +87,50 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
         if (claim.kind === 'dispatch') {
           const { payload } = claim;
           const attempt = payload.check_existing ? 2 : 1;
-          const msg = job('deployment', payload.deployment_id, payload.deployment_id, attempt, payload, ctx.clock.now());
-          await options.queue.publish(msg, `deployment-${payload.deployment_id}-${Date.parse(msg.deadline)}`);
+          const now = ctx.clock.now();
+          const msgId = `deployment-${payload.deployment_id}-${now.getTime() + timeouts.deployment}`;
+          await publish(draft('deployment', payload.deployment_id, payload.deployment_id, attempt, payload, now, timeouts.deployment, msgId));
         }
         return;
       }
     });
   }
 
-  async function resultOf(reply: JobReply): Promise<unknown> {
-    if (reply.result_key === undefined) return reply.result;
-    if (!options.objects) throw new Error(`reply of job ${reply.job_id} is stored at ${reply.result_key} but no object store is configured`);
-    const stored = await options.objects.get(reply.result_key);
-    if (!stored) throw new Error(`reply of job ${reply.job_id}: ${reply.result_key} is missing from the object store`);
-    return JSON.parse(stored.body.toString('utf8')) as unknown;
+  /** When each run attempt's Workflow submission first failed retryably (they are retried every sweep). */
+  const submitFailures = new Map<string, number>();
+
+  /**
+   * Submits the Workflow of the run's attempt and records its name (decision 148). The name is
+   * deterministic, so a submission repeated after a crash finds the Workflow there and counts as
+   * done. An unreachable Argo server is tried again on every sweep for up to the discovery timeout;
+   * a refused Workflow fails the run at once.
+   */
+  async function submitWorkflow(run: PipelineRun, orchestrator: RunOrchestrator, now: Date): Promise<void> {
+    const key = `${run.id}:${run.attempt}`;
+    try {
+      const name = await orchestrator.submit(run);
+      submitFailures.delete(key);
+      await recordWorkflow(ctx, run.id, run.attempt, name);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (!(error instanceof RetryableError)) {
+        submitFailures.delete(key);
+        await failRun(ctx, run.id, 'workflow_rejected', `the Argo Workflow of this run was not accepted: ${message}`);
+        return;
+      }
+      const first = submitFailures.get(key) ?? now.getTime();
+      submitFailures.set(key, first);
+      log(`submitting the Workflow of run ${run.id} failed; trying again: ${message}`);
+      if (now.getTime() - first >= timeouts.discovery) {
+        submitFailures.delete(key);
+        await failRun(ctx, run.id, 'orchestrator_unavailable', `the Argo Workflow of this run could not be submitted within ${formatMs(timeouts.discovery)}: ${message}`);
+      }
+    }
   }
 
-  function job(type: JobType, id: string, runId: string, runAttempt: number, payload: unknown, now: Date): JobMessage {
-    return {
-      id, type, run_id: runId, run_attempt: runAttempt, reply_to: inbox.subject,
-      deadline: new Date(now.getTime() + timeouts[type]).toISOString(), payload,
-    };
+  /** Publishes a job with this dispatcher's inbox as its reply address. */
+  function publish(job: JobDraft): Promise<void> {
+    return options.queue.publish(toMessage(job, inbox.subject), job.msg_id);
   }
 
   async function reconcile(runId: string): Promise<void> {
@@ -231,10 +162,14 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
       await failRun(ctx, runId, 'timeout', `run did not finish by its deadline ${run.deadline_at.toISOString()}`);
       return;
     }
+    if (options.orchestrator && run.argo_workflow_name !== options.orchestrator.workflowName(run)) {
+      await submitWorkflow(run, options.orchestrator, now);
+      return;
+    }
     if (run.discovery_output === null) {
       if (run.discovery_dispatched_at === null) {
-        const payload: DiscoveryJobPayload = { run_id: run.id, repository: run.repository, commit_sha: run.commit_sha, branch: run.branch };
-        await options.queue.publish(job('discovery', run.id, run.id, run.attempt, payload, now), `discovery-${run.id}-${run.attempt}`);
+        if (options.orchestrator) return; // the Workflow's discovery node publishes it
+        await publish(discoveryJob(run, now, timeouts));
         ctx.crashPoint?.('job-published');
         await markDispatched(ctx, runId, { discovery: now });
       } else if (now.getTime() - run.discovery_dispatched_at.getTime() > timeouts.discovery) {
@@ -261,26 +196,16 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     }
     const activePhases = phases.filter((p) => p.group_number === active);
     const toDispatch = tasks.filter((t) => t.status === 'pending' && t.dispatched_at === null && activePhases.some((p) => p.id === t.phase_execution_id));
-    if (toDispatch.length === 0) return;
+    if (toDispatch.length === 0 || options.orchestrator) return;
     const steps = await ctx.store.listSteps(toDispatch.map((t) => t.id));
     const marks: { id: string; at: Date; deadline: Date }[] = [];
     await Promise.all(toDispatch.map(async (task) => {
-      const phase = activePhases.find((p) => p.id === task.phase_execution_id)!;
-      const planned = plan.projects.find((p) => p.name === task.project_name)?.phases[phase.phase_name] ?? [];
-      const timeoutMs = taskTimeout(plan, phase.phase_name, timeouts.ci);
-      const payload: CiJobPayload = {
-        task_id: task.id, run_id: run.id, repository: run.repository, commit_sha: run.commit_sha, branch: run.branch,
-        phase: phase.phase_name, project: task.project_name, project_path: task.project_path, timeout_ms: timeoutMs,
-        steps: planned.flatMap((step) => {
-          const row = steps.find((s) => s.task_execution_id === task.id && s.step_name === step.name);
-          return row ? [{ ...step, id: row.id }] : [];
-        }),
-      };
-      await options.queue.publish(job('ci', task.id, run.id, run.attempt, payload, now), `ci-${task.id}-${run.attempt}`);
+      const { job, timeoutMs } = ciJob(run, plan, activePhases.find((p) => p.id === task.phase_execution_id)!, task, steps, now, timeouts);
+      await publish(job);
       marks.push({ id: task.id, at: now, deadline: new Date(now.getTime() + timeoutMs) });
     }));
     await markDispatched(ctx, runId, { tasks: marks });
-    options.onGroupDispatched?.(run, phases);
+    ctx.groupDispatched?.(run, phases);
   }
 
   /** The release phase of a run whose phase groups all succeeded (digest §2.2 step 5). */
@@ -301,6 +226,8 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     const now = ctx.clock.now();
     const jobRun = build.pipeline_run_id ?? build.id;
     const attempt = build.run_attempt ?? 1;
+    // A run's builds are published by its Workflow's artifact and release nodes when orchestrated elsewhere.
+    const publishing = !(options.orchestrator && build.pipeline_run_id !== null);
     if (isReleaseBuildTerminal(build.status)) {
       const key = `build:${build.id}`;
       if (build.pipeline_run_id === null && build.status !== 'success' && !broadcast.has(key)) {
@@ -312,11 +239,11 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     const overdue = (since: Date | string | null | undefined, limitMs: number) => since != null && now.getTime() - new Date(since).getTime() > limitMs;
     switch (build.status) {
       case 'pending': {
-        if (build.plan_dispatched_at === null) {
+        if (build.plan_dispatched_at === null && publishing) {
           const payload: BuildDiscoveryPayload & { run_id: string } = {
             build_id: build.id, run_id: build.id, repository: build.repository, commit_sha: build.commit_sha, branch: build.branch ?? '',
           };
-          await options.queue.publish(job('discovery', `${build.id}_plan`, jobRun, attempt, payload, now), `discovery-${build.id}`);
+          await publish(draft('discovery', `${build.id}_plan`, jobRun, attempt, payload, now, timeouts.discovery, `discovery-${build.id}`));
           await markBuildDispatched(ctx, build.id, { plan: now });
         } else if (overdue(build.plan_dispatched_at, timeouts.discovery)) {
           await failReleaseBuild(ctx, build.id, `discovery did not finish within ${formatMs(timeouts.discovery)}`);
@@ -328,17 +255,8 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
         const names = Object.keys(plan.artifacts).sort();
         const undispatched = names.filter((n) => build.artifacts[n] === undefined);
         if (undispatched.length > 0) {
-          await Promise.all(undispatched.map(async (name) => {
-            const config = plan.artifacts[name] ?? {};
-            const wanted = Array.isArray(config.publishers) ? (config.publishers as string[]) : [];
-            const payload: ArtifactJobPayload = {
-              build_id: build.id, repository: build.repository, project: build.project, project_path: plan.project_path,
-              commit_sha: build.commit_sha, branch: build.branch, trigger: build.trigger, pipeline_run_id: build.pipeline_run_id,
-              artifact: name, config, publishers: Object.fromEntries(wanted.flatMap((p) => (plan.publishers[p] ? [[p, plan.publishers[p]]] : []))),
-              timeout_ms: timeouts.artifact,
-            };
-            await options.queue.publish(job('artifact', `${build.id}_${name}`, jobRun, attempt, payload, now), `artifact-${build.id}-${name}`);
-          }));
+          if (!publishing) return;
+          await Promise.all(artifactJobs(build, undispatched, now, timeouts).map(publish));
           await markBuildDispatched(ctx, build.id, { artifacts: undispatched });
           return;
         }
@@ -349,13 +267,8 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
             return;
           }
         }
-        if (!names.every((n) => build.artifacts[n]?.status === 'success')) return;
-        const payload: ReleaseJobPayload = {
-          build_id: build.id, repository: build.repository, project: build.project, project_path: plan.project_path,
-          commit_sha: build.commit_sha, branch: build.branch, trigger: build.trigger, tagging_strategy: plan.tagging_strategy,
-          pipeline_run_id: build.pipeline_run_id, artifacts: artifactResults(build),
-        };
-        await options.queue.publish(job('release', build.id, jobRun, attempt, payload, now), `release-${build.id}`);
+        if (!names.every((n) => build.artifacts[n]?.status === 'success') || !publishing) return;
+        await publish(releaseJob(build, now, timeouts));
         await markBuildDispatched(ctx, build.id, { release: now });
         return;
       }
@@ -419,24 +332,6 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   };
 }
 
-/** `<build id>_<artifact>` → [build id, artifact]; a build's own job ids are `<build id>` and `<build id>_plan`. */
-function splitBuildJobId(jobId: string): [string, string | undefined] {
-  const cut = jobId.indexOf('_');
-  return cut === -1 ? [jobId, undefined] : [jobId.slice(0, cut), jobId.slice(cut + 1)];
-}
-
-/** The phase's `timeout` from repo.cue, else the CI job default. */
-function taskTimeout(plan: DiscoveryPlan, phase: string, fallbackMs: number): number {
-  const configured = plan.repository?.phases?.[phase]?.timeout;
-  return (configured ? parseDuration(configured) : undefined) ?? fallbackMs;
-}
-
 function formatMs(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-/** A report that lost a race with another (the task or run already ended) changes nothing. */
-function ignoreConflict(error: unknown): void {
-  if (isForgeError(error) && error.code === 'conflict') return;
-  throw error;
 }

@@ -15,7 +15,7 @@ import type { EventEnvelope, PhaseExecution, PipelineRun } from '../domain/entit
 import { RUN_STATUSES, isRunTerminal, type RunStatus } from '../domain/statuses.ts';
 import { assertNever } from '../lib/assert-never.ts';
 import type { EngineContext } from './context.ts';
-import { getRunTree, type RunTree } from './runs.ts';
+import { failureReason, getRunTree, type RunTree } from './runs.ts';
 
 export type CommitState = 'pending' | 'success' | 'failure' | 'error';
 
@@ -47,6 +47,8 @@ export const DEFAULT_STATUS_CONTEXT = 'ci/catalyst-forge';
 export interface GitHubNotifierOptions {
   /** Where users reach Forge; links point at `<publicUrl>/v1/runs/<id>`. */
   publicUrl: string;
+  /** With Argo Workflows: the page of a Workflow in the Argo UI; statuses of a run that has one link there (digest §2.7). */
+  workflowUrl?: ((workflowName: string) => string) | undefined;
   log?: (message: string, error: unknown) => void;
 }
 
@@ -103,16 +105,6 @@ export function progressDescription(phases: readonly PhaseState[]): string {
   return progress ? `Running phase ${progress.current} of ${progress.total} (${progress.percent}% complete)` : STARTED_DESCRIPTION;
 }
 
-/** Why a failed run failed: the platform's reason, else the first failed task's error, else the failed phase. */
-function failureReason(run: RunTree): string {
-  if (run.error_message) return run.error_message;
-  for (const phase of run.phases) {
-    const task = phase.tasks.find((t) => t.status === 'failed');
-    if (task) return `${phase.phase_name}/${task.project_name}: ${task.error ?? 'failed'}`;
-  }
-  const phase = run.phases.find((p) => p.status === 'failed');
-  return phase ? `phase ${phase.phase_name} failed` : 'failed';
-}
 
 /** The one-line status text GitHub shows beside the commit (the adapter cuts it to GitHub's 140 characters). */
 export function describeRun(run: RunTree): string {
@@ -142,11 +134,15 @@ export function runUrl(publicUrl: string, runId: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/v1/runs/${runId}`;
 }
 
-function statusOf(run: PipelineRun, description: string, publicUrl: string): CommitStatusInput {
+function statusOf(run: PipelineRun, description: string, options: GitHubNotifierOptions): CommitStatusInput {
   return {
     repository: run.repository, sha: run.commit_sha, state: githubState(run.status),
-    context: statusContext(run), description, targetUrl: runUrl(publicUrl, run.id),
+    context: statusContext(run), description, targetUrl: workflowLink(run, options) ?? runUrl(options.publicUrl, run.id),
   };
+}
+
+function workflowLink(run: PipelineRun, options: GitHubNotifierOptions): string | undefined {
+  return run.argo_workflow_name && options.workflowUrl ? options.workflowUrl(run.argo_workflow_name) : undefined;
 }
 
 /**
@@ -157,7 +153,7 @@ function statusOf(run: PipelineRun, description: string, publicUrl: string): Com
 export async function notifyPhaseProgress(github: GitHubPort, run: PipelineRun, phases: readonly PhaseState[], options: GitHubNotifierOptions): Promise<void> {
   if (isRunTerminal(run.status)) return;
   await swallow(options, `commit status of run ${run.id}`, () =>
-    github.setCommitStatus(statusOf(run, progressDescription(phases), options.publicUrl)));
+    github.setCommitStatus(statusOf(run, progressDescription(phases), options)));
 }
 
 const ICONS: Record<string, string> = { success: '✅', failed: '❌', cancelled: '⛔', skipped: '⏭️', running: '🔄', pending: '⏳' };
@@ -169,7 +165,8 @@ const cell = (text: string, max = 200) => {
 };
 
 /** The PR summary (digest §2.7): status, duration, link, and one row per phase with its projects. */
-export function prSummary(run: RunTree, publicUrl: string): string {
+export function prSummary(run: RunTree, options: GitHubNotifierOptions): string {
+  const argo = workflowLink(run, options);
   const rows = run.phases.map((phase) => {
     const projects = phase.tasks
       .map((t) => `${icon(t.status)} ${t.project_name}${t.status === 'failed' && t.error ? ` (${t.error})` : ''}`)
@@ -180,7 +177,7 @@ export function prSummary(run: RunTree, publicUrl: string): string {
     `<!-- forge:run:${run.id} -->`,
     `### ${icon(run.status)} Forge pipeline ${run.status}`,
     '',
-    `**Commit** \`${run.commit_sha.slice(0, 12)}\` on \`${cell(run.branch)}\` · **Duration** ${formatElapsed(elapsedSeconds(run))} · [run details](${runUrl(publicUrl, run.id)})`,
+    `**Commit** \`${run.commit_sha.slice(0, 12)}\` on \`${cell(run.branch)}\` · **Duration** ${formatElapsed(elapsedSeconds(run))} · [run details](${runUrl(options.publicUrl, run.id)})${argo ? ` · [Argo workflow](${argo})` : ''}`,
     ...(run.status === 'failed' ? ['', `**Error:** ${cell(failureReason(run), 500)}`] : []),
     '',
     ...(rows.length > 0
@@ -206,12 +203,12 @@ export function createGitHubNotifier(ctx: EngineContext, github: GitHubPort, opt
   async function onRunEvent(runId: string, completed: boolean): Promise<void> {
     const run = await getRunTree(ctx, runId);
     await swallow(options, `commit status of run ${run.id}`, () =>
-      github.setCommitStatus(statusOf(run, describeRun(run), options.publicUrl)));
+      github.setCommitStatus(statusOf(run, describeRun(run), options)));
     const prNumber = run.github_context?.pr_number;
     if (!completed || prNumber === undefined) return;
     if (!(await ctx.store.claimPrComment(run.id, ctx.clock.now()))) return;
     await swallow(options, `PR #${prNumber} comment for run ${run.id}`, () =>
-      github.createPrComment({ repository: run.repository, prNumber, body: prSummary(run, options.publicUrl) }));
+      github.createPrComment({ repository: run.repository, prNumber, body: prSummary(run, options) }));
   }
 
   return {

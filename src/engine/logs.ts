@@ -3,7 +3,7 @@
  * (from the whole object), so a 100k-line log is never loaded whole. Offsets are bytes; a range
  * ends at a line end unless a single line is longer than the limit.
  */
-import { ForgeError, notFound } from '../domain/errors.ts';
+import { ForgeError, gone, notFound } from '../domain/errors.ts';
 import { logPartsPrefix } from '../domain/logs.ts';
 import { isExecutionTerminal } from '../domain/statuses.ts';
 import type { ObjectStore, Repos } from './ports.ts';
@@ -27,6 +27,11 @@ export async function stepLogOf(store: Pick<Repos, 'getStep'>, objects: ObjectSt
   const step = await store.getStep(stepId);
   if (!step) throw notFound('step', { id: stepId });
   const ended = isExecutionTerminal(step.status);
+  if (step.logs_s3_key === null && step.logs_expired_at !== null) {
+    throw gone(`the log of step ${stepId} expired: the retention job deleted it at ${step.logs_expired_at.toISOString()} (step logs are kept for FORGE_LOG_RETENTION, default 30 days)`, {
+      step_id: stepId, expired_at: step.logs_expired_at.toISOString(),
+    });
+  }
   if (step.logs_s3_key === null) return { step_id: stepId, ended, key: null };
   if (!objects) throw new ForgeError('service_unavailable', 'no object store is configured for logs');
   return { step_id: stepId, ended, key: step.logs_s3_key, objects };

@@ -20,7 +20,9 @@ import type {
   TaskExecution,
 } from '../domain/entities.ts';
 import type { JobMessage, JobReply, WorkerType } from '../domain/jobs.ts';
+import type { QueueLag } from '../lib/metrics.ts';
 import type { ExecutionStatus, RunStatus, SignatureStatus } from '../domain/statuses.ts';
+import type { SecretProviderName, SecretRef } from '../domain/secrets.ts';
 
 export interface Page<T> {
   rows: T[];
@@ -35,9 +37,9 @@ export interface RunFilter {
   offset: number;
 }
 
-export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name' | 'attempt' | 'discovery_dispatched_at' | 'deadline_at' | 'pr_comment_posted_at'>>;
+export type RunPatch = Partial<Pick<PipelineRun, 'status' | 'completed_at' | 'discovery_output' | 'error_code' | 'error_message' | 'argo_workflow_name' | 'attempt' | 'discovery_dispatched_at' | 'deadline_at' | 'pr_comment_posted_at' | 'logs_expired_at' | 'active_slot'>>;
 export type ExecutionPatch = Partial<Pick<TaskExecution, 'status' | 'started_at' | 'completed_at' | 'error' | 'attempt' | 'dispatched_at' | 'deadline_at'>>;
-export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key' | 'attempt'>>;
+export type StepPatch = Partial<Pick<StepExecution, 'status' | 'started_at' | 'completed_at' | 'exit_code' | 'logs_s3_key' | 'attempt' | 'logs_expired_at'>>;
 
 /** A release as read: with its aliases, artifacts and trigger (one query). */
 export interface ReleaseRecord extends Release {
@@ -164,10 +166,44 @@ export interface Repos {
   // Events outbox
   insertEvents(events: EventEnvelope[]): Promise<void>;
 
+  // Retention and limits (issue 9; store/retention.store.ts)
+  /** Unfinished (pending or running) runs of the repository. */
+  countActiveRuns(repository: string): Promise<number>;
+  /** The run slots 0..limit-1 no unfinished run of the repository holds (see migration 006). */
+  freeRunSlots(repository: string, limit: number): Promise<number[]>;
+  /**
+   * Up to `limit` finished runs without an unfinished release build that completed before `before`,
+   * oldest first, after the keyset cursor `after`; `logsNotExpired`: only runs whose logs the
+   * retention job has not deleted yet.
+   */
+  listFinishedRuns(filter: { before: Date; limit: number; after?: RunCursor; logsNotExpired?: boolean }): Promise<RunCursor[]>;
+  /** How many steps the runs have, and how many of those have a log key. */
+  countRunSteps(runIds: string[]): Promise<{ steps: number; logs: number }>;
+  /**
+   * Deletes those of the runs that are still finished and have no unfinished release build, with
+   * their phases, tasks, steps and release builds (cascade); releases keep their rows (their
+   * pipeline_run_id becomes null). Returns the ids deleted and how many steps went with them.
+   * `beforeDelete` gets the runs that will go while they are locked (their objects go there, so a
+   * run retried meanwhile, which waits for the lock and is then gone, never loses objects it keeps).
+   */
+  deleteFinishedRuns(runIds: string[], beforeDelete?: (ids: string[]) => Promise<void>): Promise<{ ids: string[]; steps: number }>;
+  /**
+   * Of the runs still finished: clears their steps' log keys (setting the steps' logs_expired_at)
+   * and sets the runs' logs_expired_at. Returns the runs marked and the steps cleared. `beforeExpire`
+   * gets the runs marked while they are locked (their log objects go there).
+   */
+  expireRunLogs(runIds: string[], at: Date, beforeExpire?: (ids: string[]) => Promise<void>): Promise<{ ids: string[]; steps: number }>;
+
   // Audit trail (issue 6)
   insertAudit(entries: Omit<AuditEntry, 'id'>[]): Promise<void>;
   /** Newest first. */
   listAudit(filter: AuditFilter, limit: number, offset: number): Promise<Page<AuditEntry>>;
+}
+
+/** A finished run's place in the retention scan (completed_at, then id). */
+export interface RunCursor {
+  id: string;
+  completed_at: Date;
 }
 
 export interface AuditFilter {
@@ -188,6 +224,8 @@ export interface Store extends Repos {
    * lock on a dedicated connection. PGlite (one process by nature): an in-process lock.
    */
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /** Like withLock, but when another holder (any process) has `key` it does not wait: `fn` is not run. */
+  tryWithLock<T>(key: string, fn: () => Promise<T>): Promise<{ locked: true; value: T } | { locked: false }>;
   /** Claims up to `limit` unpublished events (oldest first), hands them to `deliver`, marks them published. */
   relayEvents(limit: number, deliver: (events: StoredEvent[]) => Promise<void>): Promise<number>;
   ping(): Promise<void>;
@@ -298,14 +336,29 @@ export interface JobQueue {
    * `onReply`'s promise resolves; when it rejects, the reply is offered again later (handling must
    * be idempotent). On NATS the inbox is durable by `name` (default "dispatcher"): replies that
    * arrive while no process has it open wait for the next one; processes that open the same name
-   * share its replies. In process, replies live as long as the process.
+   * share its replies. In process, replies live as long as the process. `remove` (NATS): close
+   * deletes the durable inbox too, for a one-off inbox whose work is done (a dispatcher pod's).
    */
-  openInbox(onReply: (reply: JobReply) => Promise<void> | void, options?: { name?: string }): Promise<{ subject: string; close(): Promise<void> }>;
+  openInbox(onReply: (reply: JobReply) => Promise<void> | void, options?: { name?: string }): Promise<{ subject: string; close(options?: { remove?: boolean }): Promise<void> }>;
   /** Takes jobs of a worker type, at most `concurrency` at a time. */
   consume(type: WorkerType, handler: JobHandler, options?: { concurrency?: number }): Promise<JobConsumer>;
+  /** Each job stream's lag: jobs not taken, taken and unacked, the oldest one's age (metrics). */
+  lag(): Promise<QueueLag[]>;
   /** Tells every worker to abort the run's jobs in flight (fail-fast, cancel). */
   broadcastCancel(runId: string, reason: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Where runs are orchestrated when not by the built-in dispatcher: Argo Workflows (issue 9,
+ * decision 145). Adapter: src/queue/argo.orchestrator.ts (Argo Server REST API).
+ */
+export interface RunOrchestrator {
+  readonly kind: 'argo';
+  /** The name of the Workflow of the run's current attempt (deterministic, so a repeated submission is recognised). */
+  workflowName(run: PipelineRun): string;
+  /** Submits the Workflow of the run's current attempt; resolves with its name. RetryableError: it may work later. */
+  submit(run: PipelineRun): Promise<string>;
 }
 
 // ================================================================================================
@@ -496,3 +549,17 @@ export interface Publisher {
   publish(artifact: ProducedArtifact, destination: PublishDestination): Promise<PublishResult>;
   close(): Promise<void>;
 }
+
+/**
+ * A secret provider (digest §6.4): resolves a reference to its value, in the worker, at the point
+ * of use. A secret that does not exist (or has no such key) is a `not_found` ForgeError whose
+ * message names the reference (describeSecretRef) and never a value; refused access is
+ * `permission_denied`; an unreachable provider is a RetryableError. Values are never logged.
+ */
+export interface SecretProvider {
+  readonly name: SecretProviderName;
+  resolve(ref: SecretRef, signal?: AbortSignal): Promise<string>;
+}
+
+/** The providers a worker has, by `provider` name; a name without an adapter is not configured there. */
+export type SecretProviders = Partial<Record<SecretProviderName, SecretProvider>>;

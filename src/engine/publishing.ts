@@ -96,3 +96,48 @@ export function checkDestinationType(destination: PublishDestination, type: stri
     throw invalid(`publisher ${destination.name} is of type ${destination.type}; this adapter publishes type ${type}`, { publisher: destination.name, type: destination.type });
   }
 }
+
+/** A publisher's `credentials` once resolved, in the form its type signs in with. */
+export type PublisherCredentials =
+  | { type: 'docker'; username: string; password: string }
+  | { type: 's3'; accessKeyId: string; secretAccessKey: string }
+  | { type: 'github'; token: string };
+
+/**
+ * Reads the resolved value of a publisher's `credentials` (`reference` names it in messages; the
+ * value never appears): docker → JSON {username, password}; s3 → JSON {accessKeyId,
+ * secretAccessKey}; github → the token (or JSON {token}). Other types take no credentials.
+ */
+export function publisherCredentials(destination: PublishDestination, value: string, reference: string): PublisherCredentials {
+  const details = { publisher: destination.name, secret: reference };
+  const fields = (names: string[]): Record<string, string> => {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(value);
+    } catch {
+      doc = undefined;
+    }
+    const record = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
+    if (!record || !names.every((n) => typeof record[n] === 'string' && record[n] !== '')) {
+      throw invalid(`publisher ${destination.name} (${destination.type}): its credentials ${reference} must be a JSON object {${names.join(', ')}} of strings${record ? `; it has ${Object.keys(record).sort().join(', ') || 'no fields'}` : ''}`, details);
+    }
+    return record as Record<string, string>;
+  };
+  switch (destination.type) {
+    case 'docker': {
+      const { username, password } = fields(['username', 'password']);
+      return { type: 'docker', username: username!, password: password! };
+    }
+    case 's3': {
+      const { accessKeyId, secretAccessKey } = fields(['accessKeyId', 'secretAccessKey']);
+      return { type: 's3', accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! };
+    }
+    case 'github': {
+      const token = value.trim().startsWith('{') ? fields(['token']).token! : value.trim();
+      if (token === '') throw invalid(`publisher ${destination.name} (github): its credentials ${reference} are empty`, details);
+      return { type: 'github', token };
+    }
+    default:
+      throw invalid(`publisher ${destination.name} (${destination.type}) takes no credentials; remove credentials from it in repo.cue`, details);
+  }
+}

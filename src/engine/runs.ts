@@ -10,10 +10,11 @@
  * Locking: every transaction that changes a run first takes the run's advisory lock (`run:<id>`),
  * so all changes to one run are serialised and row locks are never taken in conflicting orders.
  */
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import type { EventEnvelope, GithubContext, PhaseExecution, PipelineRun, StepExecution, TaskExecution } from '../domain/entities.ts';
 import { envelope } from '../domain/entities.ts';
-import { conflict, denied, invalid, notFound } from '../domain/errors.ts';
+import { conflict, denied, ForgeError, invalid, notFound } from '../domain/errors.ts';
+import { DEFAULT_MAX_ACTIVE_RUNS_PER_REPOSITORY, MAX_RUN_DURATION_MS } from '../domain/limits.ts';
 import { normaliseSha } from '../domain/names.ts';
 import {
   canReport,
@@ -25,6 +26,7 @@ import {
 } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
 import type { Repos, RunFilter } from './ports.ts';
+import { uniqueViolation } from './db-errors.ts';
 import { hasReleasePhase, runReleasesDone } from './release-builds.ts';
 
 export interface CreateRunInput {
@@ -44,7 +46,7 @@ export interface Caller {
 
 export async function createRun(ctx: EngineContext, input: CreateRunInput, caller: Caller): Promise<{ run: PipelineRun; created: boolean }> {
   const { candidate, created } = newRun(ctx, input, caller);
-  const inserted = await ctx.store.insertRun(candidate, created);
+  const inserted = await withRunSlot(ctx, candidate.repository, (slot) => ctx.store.insertRun({ ...candidate, active_slot: slot }, created));
   if (inserted) {
     ctx.crashPoint?.('run-committed');
     ctx.eventsWritten();
@@ -68,18 +70,63 @@ export async function createRunForDelivery(
   ctx: EngineContext, input: CreateRunInput, caller: Caller, delivery: { id: string; event: string },
 ): Promise<{ run: PipelineRun; outcome: 'created' | 'exists' | 'duplicate' }> {
   const { candidate, created } = newRun(ctx, input, caller);
-  const result = await ctx.store.transaction(async (tx) => {
-    const inserted = await tx.insertRun(candidate, created);
+  const result = await withRunSlot(ctx, candidate.repository, (slot) => ctx.store.transaction(async (tx) => {
+    const inserted = await tx.insertRun({ ...candidate, active_slot: slot }, created);
     const run = inserted ?? (await tx.findRunByCommit(input.repository, candidate.commit_sha));
     if (!run) throw new Error('run vanished after a conflicting insert');
     const first = await tx.recordGithubDelivery(delivery.id, delivery.event, run.id);
     return { run, outcome: !first ? 'duplicate' as const : inserted ? 'created' as const : 'exists' as const };
-  });
+  }));
   if (result.outcome === 'created') {
     ctx.eventsWritten();
     ctx.runChanged(result.run.id);
   }
   return result;
+}
+
+/** How long a refused creation is told to wait: runs finish in minutes, and the limit is far from a burst. */
+const RUN_LIMIT_RETRY_AFTER_SECONDS = 30;
+/** The unique index that gives each unfinished run of a repository its own slot (migration 006). */
+const ACTIVE_SLOT_INDEX = 'pipeline_runs_active_slot_key';
+/** Slot collisions tolerated before giving up (each retry picks among the slots seen free). */
+const SLOT_ATTEMPTS = 20;
+
+/**
+ * The limit of unfinished runs per repository (seed 06: 1000; FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY),
+ * enforced by the database: `write` stores a run that becomes unfinished (a creation, a retry) in
+ * slot `slot`, one of 0..limit-1, and the unique index on (repository, slot) of unfinished runs
+ * refuses a slot another unfinished run holds, however many replicas write at once, with no lock.
+ * The first slot is a random one (free unless the repository is busy); on a collision the free
+ * slots are read and one of them is tried; when none is free the repository is at its limit:
+ * `rate_limited` (429) naming the limit and the count. `write` must not have kept anything (one
+ * statement, or a transaction, which the collision rolls back).
+ */
+async function withRunSlot<T>(ctx: EngineContext, repository: string, write: (slot: number) => Promise<T>): Promise<T> {
+  const limit = ctx.maxActiveRunsPerRepository ?? DEFAULT_MAX_ACTIVE_RUNS_PER_REPOSITORY;
+  let slot = randomInt(limit);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write(slot);
+    } catch (error) {
+      if (uniqueViolation(error) !== ACTIVE_SLOT_INDEX) throw error;
+      const free = attempt < SLOT_ATTEMPTS ? await ctx.store.freeRunSlots(repository, limit) : [];
+      const next = free[randomInt(Math.max(1, free.length))];
+      if (next === undefined) throw await limitReached(ctx, repository, limit);
+      slot = next;
+    }
+  }
+}
+
+async function limitReached(ctx: EngineContext, repository: string, limit: number): Promise<ForgeError> {
+  const active = await ctx.store.countActiveRuns(repository);
+  return new ForgeError('rate_limited', `repository ${repository} already has ${active} unfinished (pending or running) runs, the most it may have at once (${limit}); retry when some have finished, or cancel some`, {
+    repository, limit, active_runs: active, retry_after_seconds: RUN_LIMIT_RETRY_AFTER_SECONDS,
+  });
+}
+
+/** The deadline of a run (or attempt) starting `now`: the configured run timeout, never more than 24 h. */
+function runDeadline(ctx: EngineContext, now: Date): Date {
+  return new Date(now.getTime() + Math.min(ctx.runTimeoutMs, MAX_RUN_DURATION_MS));
 }
 
 /** A new pending run for `input` (not stored yet) and its creation event. */
@@ -110,14 +157,28 @@ function newRun(ctx: EngineContext, input: CreateRunInput, caller: Caller): { ca
     created_at: now,
     attempt: 1,
     discovery_dispatched_at: null,
-    deadline_at: new Date(now.getTime() + ctx.runTimeoutMs),
+    deadline_at: runDeadline(ctx, now),
     pr_comment_posted_at: null,
+    trace_context: ctx.telemetry?.traceparent() ?? null,
+    logs_expired_at: null,
+    active_slot: null,
   };
   return { candidate, created: envelope('pipeline.run.created', { run_id: candidate.id, repository: candidate.repository, commit_sha: commitSha }, now) };
 }
 
 export interface RunTree extends PipelineRun {
   phases: (PhaseExecution & { tasks: (TaskExecution & { steps: StepExecution[] })[] })[];
+}
+
+/** Why a failed run failed: the platform's reason, else the first failed task's error, else the failed phase. */
+export function failureReason(run: RunTree): string {
+  if (run.error_message) return run.error_message;
+  for (const phase of run.phases) {
+    const task = phase.tasks.find((t) => t.status === 'failed');
+    if (task) return `${phase.phase_name}/${task.project_name}: ${task.error ?? 'failed'}`;
+  }
+  const phase = run.phases.find((p) => p.status === 'failed');
+  return phase ? `phase ${phase.phase_name} failed` : 'failed';
 }
 
 export async function getRunTree(ctx: EngineContext, id: string): Promise<RunTree> {
@@ -159,6 +220,8 @@ export interface PlannedStep {
   run?: string;
   timeout?: string;
   env?: Record<string, string>;
+  /** Secret references (never values): the worker resolves them when the step starts. */
+  secrets?: Record<string, unknown>[];
 }
 
 /**
@@ -199,7 +262,7 @@ export async function recordDiscovery(ctx: EngineContext, runId: string, plan: D
             steps.push({
               id: randomUUID(), task_execution_id: task.id, step_name: step.name, action: step.action,
               target: step.target ?? step.run ?? '', status: 'pending', started_at: null, completed_at: null,
-              exit_code: null, logs_s3_key: null, attempt: 0,
+              exit_code: null, logs_s3_key: null, attempt: 0, logs_expired_at: null,
             });
           }
         }
@@ -287,7 +350,10 @@ export interface RetryResult {
  * so replies and reports of the old one are refused (fencing as for redelivery).
  */
 export async function retryRun(ctx: EngineContext, id: string, actor: string): Promise<RetryResult> {
-  const result = await ctx.store.transaction(async (tx) => {
+  const existing = await ctx.store.getRun(id);
+  if (!existing) throw notFound('pipeline run', { id });
+  // The retried run is unfinished again: it needs a slot of its repository as a new run does.
+  const result = await withRunSlot(ctx, existing.repository, (slot) => ctx.store.transaction(async (tx) => {
     await tx.lock(runLock(id));
     const run = await tx.getRun(id);
     if (!run) throw notFound('pipeline run', { id });
@@ -305,7 +371,8 @@ export async function retryRun(ctx: EngineContext, id: string, actor: string): P
       retried = again.length;
       for (const task of again) {
         await tx.updateTask(task.id, { status: 'pending', started_at: null, completed_at: null, error: null, dispatched_at: null, deadline_at: null });
-        await tx.updateStepsOfTask(task.id, { status: 'pending', started_at: null, completed_at: null, exit_code: null });
+        // A log the retention job deleted is not "expired" any more once the step runs again.
+        await tx.updateStepsOfTask(task.id, { status: 'pending', started_at: null, completed_at: null, exit_code: null, logs_expired_at: null });
       }
       for (const phase of phases) {
         // A phase no project takes part in stays skipped: it has nothing to run.
@@ -315,12 +382,14 @@ export async function retryRun(ctx: EngineContext, id: string, actor: string): P
     }
     const patch = {
       status: 'pending' as const, attempt, completed_at: null, error_code: null, error_message: null,
-      discovery_dispatched_at: null, deadline_at: new Date(now.getTime() + ctx.runTimeoutMs), pr_comment_posted_at: null,
+      discovery_dispatched_at: null, deadline_at: runDeadline(ctx, now), pr_comment_posted_at: null,
+      // The retention job expires the logs of this attempt once it has finished long enough.
+      logs_expired_at: null, active_slot: slot,
     };
     await tx.updateRun(id, patch);
     await tx.insertEvents([envelope('pipeline.run.retried', { run_id: id, attempt, tasks: retried, retried_by: actor }, now)]);
     return { run: { ...run, ...patch }, retried };
-  });
+  }));
   ctx.eventsWritten();
   ctx.runChanged(id);
   return result;
@@ -357,6 +426,15 @@ export async function markDispatched(ctx: EngineContext, runId: string, marks: {
     await tx.lock(runLock(runId));
     if (marks.discovery) await tx.updateRun(runId, { discovery_dispatched_at: marks.discovery });
     for (const task of marks.tasks ?? []) await tx.updateTask(task.id, { dispatched_at: task.at, deadline_at: task.deadline });
+  });
+}
+
+/** Records the run attempt's Argo Workflow (decision 148); an older attempt's late submission changes nothing. */
+export async function recordWorkflow(ctx: EngineContext, runId: string, attempt: number, name: string): Promise<void> {
+  await ctx.store.transaction(async (tx) => {
+    await tx.lock(runLock(runId));
+    const run = await tx.getRun(runId);
+    if (run?.attempt === attempt) await tx.updateRun(runId, { argo_workflow_name: name });
   });
 }
 
@@ -522,6 +600,7 @@ function stepFailure(step: string, report: StepReport): string {
 export async function reportStepStatus(ctx: EngineContext, id: string, report: StepReport): Promise<StepExecution> {
   let wroteEvents = false;
   let taskChanged = false;
+  let finished = false;
   let runId = '';
   const step = await ctx.store.transaction(async (tx) => {
     const located = await tx.getStep(id);
@@ -555,6 +634,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
       ...(report.attempt !== undefined ? { attempt: report.attempt } : {}),
     };
     if (Object.keys(patch).length > 0) await tx.updateStep(id, patch);
+    finished = !same && isExecutionTerminal(report.status);
     if (!same && changesTask) {
       const taskTo = report.status;
       if (task.status !== taskTo && canReport(task.status, taskTo)) {
@@ -572,6 +652,7 @@ export async function reportStepStatus(ctx: EngineContext, id: string, report: S
   if (wroteEvents) ctx.eventsWritten();
   // The dispatcher acts on tasks and runs, never on a step alone.
   if (taskChanged) ctx.runChanged(runId);
+  if (finished) ctx.telemetry?.stepFinished(step);
   return step;
 }
 

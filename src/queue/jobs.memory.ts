@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { MAX_DELIVER, subjectOf, workerTypeOf, type JobMessage, type JobReply, type WorkerType } from '../domain/jobs.ts';
+import { MAX_DELIVER, STREAMS, WORKER_TYPES, subjectOf, workerTypeOf, type JobMessage, type JobReply, type WorkerType } from '../domain/jobs.ts';
 import type { JobConsumer, JobHandler, JobQueue, ObjectStore } from '../engine/ports.ts';
 import { CancelRegistry, NOT_A_JOB, deadLetterReply, handleDelivery, noOutcome, parseJob, type DeadLetter } from './delivery.ts';
 
@@ -31,6 +31,7 @@ interface Message {
   /** Identifies the current delivery: a late ack of an earlier one does nothing. */
   token: number;
   timer: NodeJS.Timeout | undefined;
+  publishedAt: number;
 }
 
 interface Slot {
@@ -45,6 +46,8 @@ export class MemoryBroker {
   private readonly queues = new Map<WorkerType, Message[]>();
   private readonly slots = new Map<WorkerType, Slot[]>();
   private readonly seen = new Map<string, number>();
+  /** Delivered and not settled yet, by type. */
+  private readonly taken = new Map<WorkerType, Set<Message>>();
   /** The dead-letter queue (delivery.ts says what goes there). */
   readonly dead: DeadLetter[] = [];
   readonly wire = new EventEmitter().setMaxListeners(0);
@@ -58,13 +61,29 @@ export class MemoryBroker {
     for (const [id, at] of this.seen) if (now - at > this.timings.dedupeWindowMs) this.seen.delete(id);
     if (this.seen.has(msgId)) return;
     this.seen.set(msgId, now);
-    this.queue(type).push({ seq: ++this.seq, subject, data, deliveries: 0, token: 0, timer: undefined });
+    this.queue(type).push({ seq: ++this.seq, subject, data, deliveries: 0, token: 0, timer: undefined, publishedAt: now });
     this.pump(type);
   }
 
   /** Messages waiting for a consumer (tests and metrics). */
   depth(type: WorkerType): number {
     return this.queue(type).length;
+  }
+
+  /** Waiting and taken-but-unsettled messages of a type, and the age of the oldest of them. */
+  lag(type: WorkerType, now = Date.now()): { pending: number; unacked: number; oldestAgeMs: number | null } {
+    const waiting = this.queue(type);
+    const taken = this.takenOf(type);
+    let oldest = Infinity;
+    for (const message of waiting) oldest = Math.min(oldest, message.publishedAt);
+    for (const message of taken) oldest = Math.min(oldest, message.publishedAt);
+    return { pending: waiting.length, unacked: taken.size, oldestAgeMs: oldest === Infinity ? null : Math.max(0, now - oldest) };
+  }
+
+  private takenOf(type: WorkerType): Set<Message> {
+    let set = this.taken.get(type);
+    if (!set) this.taken.set(type, (set = new Set()));
+    return set;
   }
 
   attach(type: WorkerType, slot: Slot): () => void {
@@ -82,12 +101,14 @@ export class MemoryBroker {
   deliver(type: WorkerType, message: Message) {
     message.deliveries += 1;
     const token = ++message.token;
+    this.takenOf(type).add(message);
     const current = () => message.token === token;
     const arm = () => {
       clearTimeout(message.timer);
       message.timer = setTimeout(() => {
         if (!current()) return;
         message.token += 1;
+        this.takenOf(type).delete(message);
         this.requeue(type, message);
       }, this.timings.ackWaitMs);
       message.timer.unref();
@@ -97,6 +118,7 @@ export class MemoryBroker {
       if (!current()) return false;
       clearTimeout(message.timer);
       message.token += 1;
+      this.takenOf(type).delete(message);
       return true;
     };
     return {
@@ -219,6 +241,9 @@ export function createMemoryJobQueue(broker: MemoryBroker, options: { objects?: 
       };
       detach.push(off);
       return { stop };
+    },
+    async lag() {
+      return WORKER_TYPES.map((type) => ({ stream: STREAMS[type].name, ...broker.lag(type) }));
     },
     async broadcastCancel(runId: string, reason: string) {
       broker.wire.emit('cancel', runId, reason);

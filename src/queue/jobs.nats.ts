@@ -273,9 +273,10 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
       const loop = pullLoop(nc, consumer, 64, stopping.signal, (msg) => settleOnce<JobReply>(msg, onReply));
       return {
         subject: `${namespace}pipeline.replies.${name}`,
-        async close() {
+        async close(closeOptions = {}) {
           stopping.abort();
           await Promise.all([loop, deadLetterLoop]);
+          if (closeOptions.remove) await jsm.consumers.delete(replyStreamName(namespace).stream, name).catch(() => false);
         },
       };
     },
@@ -322,6 +323,17 @@ export async function connectNatsJobs(url: string, options: NatsJobsOptions = {}
       };
       consumers.add(handle);
       return handle;
+    },
+    async lag() {
+      // Work-queue streams drop a job once it is acked: the stream's first message is the oldest
+      // job not finished, and the consumer's num_pending what no worker has taken yet.
+      const now = Date.now();
+      return Promise.all((Object.keys(names) as WorkerType[]).map(async (type) => {
+        const { stream, consumer } = names[type];
+        const [info, state] = await Promise.all([jsm.consumers.info(stream, consumer), jsm.streams.info(stream).then((s) => s.state)]);
+        const firstTs = state.messages > 0 ? Date.parse(state.first_ts) : NaN;
+        return { stream, pending: info.num_pending, unacked: info.num_ack_pending, oldestAgeMs: Number.isNaN(firstTs) ? null : Math.max(0, now - firstTs) };
+      }));
     },
     async broadcastCancel(runId: string, reason: string) {
       nc.publish(`${namespace}${CANCEL_SUBJECT}.${runId}`, reason);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../lib/duration.ts';
-import { parseClientSettings, parseServerSettings, parseWorkerSettings } from './settings.ts';
+import { parseClientSettings, parseDispatchSettings, parseServerSettings, parseWorkerSettings } from './settings.ts';
 
 describe('server settings', () => {
   it('has embedded defaults', () => {
@@ -79,6 +79,31 @@ describe('server settings', () => {
     expect(() => parseServerSettings({}, { FORGE_FAULT_HOOK: 'crash-after:lunch' })).toThrow(/FORGE_FAULT_HOOK.*crash-after:<point> with a point among run-committed, job-published/);
   });
 
+  it('retention and limits: the seed\'s 90 / 30 days and 1000 runs, "off", and a run never longer than 24 h', () => {
+    const defaults = parseServerSettings({}, {});
+    expect(defaults).toMatchObject({
+      runTimeoutMs: 86_400_000, maxActiveRunsPerRepository: 1000,
+      retention: { runsOlderThanMs: 90 * 86_400_000, logsOlderThanMs: 30 * 86_400_000, intervalMs: 3_600_000 },
+    });
+    const set = parseServerSettings({ logRetention: '7d' }, {
+      FORGE_RUN_RETENTION: 'off', FORGE_LOG_RETENTION: '14d', FORGE_RETENTION_INTERVAL: '0', FORGE_RUN_TIMEOUT: '6h', FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY: '50',
+    });
+    expect(set).toMatchObject({
+      runTimeoutMs: 6 * 3_600_000, maxActiveRunsPerRepository: 50,
+      retention: { runsOlderThanMs: undefined, logsOlderThanMs: 7 * 86_400_000, intervalMs: undefined },
+    });
+  });
+  it.each([
+    [{ FORGE_RUN_TIMEOUT: '25h' }, /FORGE_RUN_TIMEOUT \(--run-timeout\) = "25h": must be at most 24h/],
+    [{ FORGE_RUN_TIMEOUT: '2d' }, /FORGE_RUN_TIMEOUT.*at most 24h/],
+    [{ FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY: '1001' }, /FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY.*1-1000/],
+    [{ FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY: '0' }, /FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY.*1-1000/],
+    [{ FORGE_RUN_RETENTION: 'forever' }, /FORGE_RUN_RETENTION \(--run-retention\).*duration.*"off"/],
+    [{ FORGE_LOG_RETENTION: '-1d' }, /FORGE_LOG_RETENTION.*duration/],
+    [{ FORGE_RETENTION_INTERVAL: 'hourly' }, /FORGE_RETENTION_INTERVAL.*duration/],
+  ])('refuses a retention or limit setting out of bounds: %j', (env, message) => {
+    expect(() => parseServerSettings({}, env)).toThrow(message);
+  });
   it('parses client settings', () => {
     expect(parseClientSettings({}, { FORGE_URL: 'http://h:1/', FORGE_TOKEN: 't' })).toEqual({ url: 'http://h:1', token: 't' });
     expect(() => parseClientSettings({ url: 'ftp://x' }, {})).toThrow(/FORGE_URL/);
@@ -157,5 +182,88 @@ describe('execution, GitHub and worker settings', () => {
     const w = parseWorkerSettings({ type: ['discovery', 'ci', 'ci'] }, { NATS_URL: 'nats://127.0.0.1:4222', FORGE_DATA_DIR: '/srv/forge' });
     expect(w).toMatchObject({ types: ['discovery', 'ci'], url: 'http://127.0.0.1:8080', dataDir: '/srv/forge', cacheDir: '/srv/forge/worker-cache' });
     expect(w.execution.natsUrl).toBe('nats://127.0.0.1:4222');
+  });
+});
+
+describe('secret provider settings', () => {
+  const worker = (env: Record<string, string>, flags: Record<string, unknown> = {}) => parseWorkerSettings({ type: ['ci'], ...flags }, { NATS_URL: 'nats://127.0.0.1:4222', ...env }).execution.secrets;
+
+  it('defaults: file provider under /var/run/secrets/forge, aws region from AWS_REGION, no vault', () => {
+    expect(worker({})).toEqual({ dir: '/var/run/secrets/forge', aws: { region: undefined, endpoint: undefined }, vault: undefined });
+    expect(worker({ AWS_REGION: 'eu-west-1' }).aws.region).toBe('eu-west-1');
+  });
+
+  it('reads every setting, flags over variables', () => {
+    expect(worker({
+      FORGE_SECRETS_DIR: '/mnt/secrets', FORGE_AWS_SECRETS_REGION: 'eu-central-1', FORGE_AWS_SECRETS_ENDPOINT: 'http://127.0.0.1:4566',
+      FORGE_VAULT_ADDR: 'https://vault.example.com:8200', FORGE_VAULT_TOKEN: 'hvs.x', FORGE_VAULT_MOUNT: 'kv/ci',
+    }, { vaultMount: 'kv2' })).toEqual({
+      dir: '/mnt/secrets', aws: { region: 'eu-central-1', endpoint: 'http://127.0.0.1:4566' },
+      vault: { addr: 'https://vault.example.com:8200', token: 'hvs.x', mount: 'kv2' },
+    });
+  });
+
+  it.each([
+    [{ FORGE_AWS_SECRETS_REGION: 'Frankfurt' }, /FORGE_AWS_SECRETS_REGION .*must be an AWS region/],
+    [{ FORGE_AWS_SECRETS_ENDPOINT: 'ftp://x' }, /FORGE_AWS_SECRETS_ENDPOINT .*must use http: or https:/],
+    [{ FORGE_VAULT_ADDR: 'https://vault.example.com' }, /FORGE_VAULT_ADDR .*needs FORGE_VAULT_TOKEN too/],
+    [{ FORGE_VAULT_TOKEN: 'hvs.secret-token' }, /FORGE_VAULT_TOKEN .* = "\*\*\*": is set without FORGE_VAULT_ADDR/],
+    [{ FORGE_VAULT_ADDR: 'https://v.example.com', FORGE_VAULT_TOKEN: 't', FORGE_VAULT_MOUNT: '/secret/' }, /FORGE_VAULT_MOUNT .*must be a mount path/],
+  ])('refuses %j naming the setting', (env, message) => {
+    expect(() => worker(env)).toThrow(message);
+    try {
+      worker(env);
+    } catch (error) {
+      expect((error as Error).message).not.toContain('hvs.secret-token');
+    }
+  });
+});
+
+describe('orchestrator settings (FORGE_ORCHESTRATOR, FORGE_ARGO_*)', () => {
+  const argo = { FORGE_ORCHESTRATOR: 'argo', NATS_URL: 'nats://nats:4222', FORGE_ARGO_SERVER_URL: 'https://argo.example/', FORGE_ARGO_IMAGE: 'ghcr.io/acme/forge:1.2.3' };
+  it('defaults to the built-in dispatcher', () => {
+    expect(parseServerSettings({}, {}).orchestrator).toEqual({ kind: 'builtin' });
+  });
+  it('argo: the spec\'s namespace, service account and parallelism by default; pods reach the public URL', () => {
+    expect(parseServerSettings({}, { ...argo, FORGE_PUBLIC_URL: 'https://forge.example' }).orchestrator).toEqual({
+      kind: 'argo', serverUrl: 'https://argo.example', token: undefined, namespace: 'catalyst-forge-pipelines', serviceAccount: 'pipeline-workflow-runner',
+      image: 'ghcr.io/acme/forge:1.2.3', parallelism: 100, apiUrl: 'https://forge.example', tokenSecret: { name: 'forge-dispatcher', key: 'token' },
+    });
+    expect(parseServerSettings({ argoParallelism: '20' }, { ...argo, FORGE_ARGO_TOKEN: 't', FORGE_ARGO_NAMESPACE: 'ci', FORGE_ARGO_API_URL: 'http://forge-api.forge:8080', FORGE_ARGO_TOKEN_SECRET: 'pods/jwt' }).orchestrator)
+      .toMatchObject({ token: 't', namespace: 'ci', parallelism: 20, apiUrl: 'http://forge-api.forge:8080', tokenSecret: { name: 'pods', key: 'jwt' } });
+  });
+  it.each([
+    [{ FORGE_ORCHESTRATOR: 'airflow' }, /FORGE_ORCHESTRATOR \(--orchestrator\) = "airflow": must be "builtin" or "argo"/],
+    [{ ...argo, NATS_URL: undefined }, /FORGE_ORCHESTRATOR.*needs NATS_URL/],
+    [{ ...argo, FORGE_ARGO_SERVER_URL: undefined }, /needs FORGE_ARGO_SERVER_URL/],
+    [{ ...argo, FORGE_ARGO_SERVER_URL: 'ftp://argo' }, /FORGE_ARGO_SERVER_URL.*must use https: or http:/],
+    [{ ...argo, FORGE_ARGO_IMAGE: undefined }, /needs FORGE_ARGO_IMAGE/],
+    [{ ...argo, FORGE_ARGO_IMAGE: 'my image' }, /FORGE_ARGO_IMAGE.*without spaces/],
+    [{ ...argo, FORGE_ARGO_NAMESPACE: 'Pipelines' }, /FORGE_ARGO_NAMESPACE.*Kubernetes namespace/],
+    [{ ...argo, FORGE_ARGO_SERVICE_ACCOUNT: 'runner!' }, /FORGE_ARGO_SERVICE_ACCOUNT.*service account name/],
+    [{ ...argo, FORGE_ARGO_PARALLELISM: '0' }, /FORGE_ARGO_PARALLELISM.*whole number 1-10000/],
+    [{ ...argo, FORGE_ARGO_TOKEN_SECRET: 'forge-dispatcher' }, /FORGE_ARGO_TOKEN_SECRET.*"<secret name>\/<key>"/],
+  ])('stops on a bad value, naming the setting: %j', (env, message) => {
+    expect(() => parseServerSettings({}, env)).toThrow(message);
+  });
+});
+
+describe('forge dispatch settings', () => {
+  const run = '0b7c6a55-1f0e-4f53-9d7e-2f3a4b5c6d7e';
+  it('takes the job type, run and (ci) group; flags over environment (JOB_TYPE as in spec 07)', () => {
+    expect(parseDispatchSettings({ run }, { NATS_URL: 'nats://n:4222', JOB_TYPE: 'ci', FORGE_PHASE_GROUP: '2', FORGE_URL: 'http://api:8080/' }))
+      .toMatchObject({ stage: 'ci', runId: run, group: 2, url: 'http://api:8080', execution: { natsUrl: 'nats://n:4222' } });
+    expect(parseDispatchSettings({ jobType: 'release', run }, { NATS_URL: 'nats://n:4222', JOB_TYPE: 'ci' })).toMatchObject({ stage: 'release', group: undefined });
+  });
+  it.each([
+    [{ run }, {}, /NATS_URL \(--nats-url\) is required/],
+    [{ run }, { NATS_URL: 'nats://n' }, /JOB_TYPE \(--job-type\) is required/],
+    [{ run, jobType: 'deployment' }, { NATS_URL: 'nats://n' }, /JOB_TYPE \(--job-type\) = "deployment": must be one of discovery, ci, artifact, release \(deployment jobs are dispatched by the API/],
+    [{ jobType: 'ci' }, { NATS_URL: 'nats://n' }, /FORGE_RUN_ID \(--run\) is required/],
+    [{ jobType: 'ci', run: 'latest' }, { NATS_URL: 'nats://n' }, /FORGE_RUN_ID \(--run\) = "latest": must be a run id/],
+    [{ jobType: 'discovery', run, group: '1' }, { NATS_URL: 'nats://n' }, /FORGE_PHASE_GROUP \(--group\) = "1": applies to --job-type ci only/],
+    [{ jobType: 'ci', run, group: 'first' }, { NATS_URL: 'nats://n' }, /FORGE_PHASE_GROUP.*phase group number/],
+  ])('refuses %j %j', (flags, env, message) => {
+    expect(() => parseDispatchSettings(flags, env)).toThrow(message);
   });
 });

@@ -9,10 +9,12 @@ import YAML from 'yaml';
 import { CRASH_POINTS, type CrashPoint } from '../domain/faults.ts';
 import { checkPointerLayout } from '../domain/gitops-layout.ts';
 import { DEFAULT_POLICIES, type EnvironmentPolicy } from '../domain/policy.ts';
-import { NAME_RULES, isValidName } from '../domain/names.ts';
+import { NAME_PATTERNS, NAME_RULES, isValidName } from '../domain/names.ts';
+import { KUBERNETES_NAMES } from '../domain/xr.ts';
 import { RELEASE_TRIGGER_TYPES, type ReleaseTriggerType } from '../domain/statuses.ts';
-import { WORKER_TYPES, type WorkerType } from '../domain/jobs.ts';
+import { DISPATCH_STAGES, WORKER_TYPES, type DispatchStage, type WorkerType } from '../domain/jobs.ts';
 import { EMBEDDED_RELEASE_REGISTRY, EMBEDDED_TRACKING_REGISTRY, REGISTRY_ADDRESS } from '../domain/registries.ts';
+import { DEFAULT_MAX_ACTIVE_RUNS_PER_REPOSITORY, MAX_RUN_DURATION_MS } from '../domain/limits.ts';
 import { parseDuration } from '../lib/duration.ts';
 
 export class SettingsError extends Error {
@@ -47,7 +49,11 @@ export interface ServerSettings {
   execution: ExecutionSettings;
   /** Worker types this process runs itself (none when workers run as `forge worker` elsewhere). */
   inProcessWorkers: WorkerType[];
+  /** At most 24 h (MAX_RUN_DURATION_MS). */
   runTimeoutMs: number;
+  /** Unfinished runs a repository may have at once (1-1000; seed 06: 1000). */
+  maxActiveRunsPerRepository: number;
+  retention: RetentionSettings;
   github: GitHubSettings;
   /** Seed examples/monorepo into the data dir and run its pipeline at start (`npm start`). */
   example: boolean;
@@ -57,6 +63,47 @@ export interface ServerSettings {
   ui: UiSettings;
   /** TEST ONLY (FORGE_FAULT_HOOK): the crash point where the server SIGKILLs itself; undefined in production. */
   crashAfter: CrashPoint | undefined;
+  telemetry: TelemetrySettings;
+  /** Who publishes runs' jobs: this server's dispatcher, or Argo Workflows' dispatcher pods (issue 9). */
+  orchestrator: OrchestratorSettings;
+}
+
+export type OrchestratorSettings = { kind: 'builtin' } | ArgoSettings;
+
+/** FORGE_ORCHESTRATOR=argo: one Argo Workflow per run, submitted through the Argo Server REST API. */
+export interface ArgoSettings {
+  kind: 'argo';
+  serverUrl: string;
+  token: string | undefined;
+  namespace: string;
+  serviceAccount: string;
+  image: string;
+  parallelism: number;
+  /** The Forge API URL as dispatcher pods reach it. */
+  apiUrl: string;
+  /** The Kubernetes Secret (and key) holding the service-account token dispatcher pods report with. */
+  tokenSecret: { name: string; key: string };
+}
+
+export const TRACES_EXPORTERS = ['none', 'otlp', 'console'] as const;
+export type TracesExporter = (typeof TRACES_EXPORTERS)[number];
+
+/** OpenTelemetry traces, shared by `forge server` and `forge worker`. */
+export interface TelemetrySettings {
+  exporter: TracesExporter;
+  /** OTLP/HTTP (JSON) traces URL, e.g. http://otel-collector:4318/v1/traces. */
+  otlpEndpoint: string;
+  otlpHeaders: Record<string, string>;
+  /** Fraction of new traces kept (parent-based: a worker follows the API's decision). */
+  sampleRatio: number;
+}
+
+/** What the retention job deletes and how often it runs; undefined = off. */
+export interface RetentionSettings {
+  runsOlderThanMs: number | undefined;
+  logsOlderThanMs: number | undefined;
+  /** How often `forge server` runs a pass (the first soon after start); undefined: only `forge retention run`. */
+  intervalMs: number | undefined;
 }
 
 export interface UiSettings {
@@ -84,6 +131,18 @@ export interface ExecutionSettings {
   registries: RegistrySettings;
   /** Where deployment jobs (release workers) commit ReleasePointers. */
   gitops: GitOpsSettings;
+  /** How workers resolve secret references (steps' `secrets`, publishers' `credentials`). */
+  secrets: SecretSettings;
+}
+
+/** The secret providers of the workers (digest §6.4); env and file are always there. */
+export interface SecretSettings {
+  /** Root of the `file` provider (mounted Kubernetes Secrets). */
+  dir: string;
+  /** Secrets Manager: region (a reference's `region` wins; undefined = references must say) and endpoint (undefined = AWS's). */
+  aws: { region: string | undefined; endpoint: string | undefined };
+  /** Vault KV v2; undefined = no vault provider on this worker. */
+  vault: { addr: string; token: string; mount: string } | undefined;
 }
 
 export interface GitOpsSettings {
@@ -133,6 +192,9 @@ export interface WorkerSettings {
   types: WorkerType[];
   execution: ExecutionSettings;
   logLevel: string;
+  telemetry: TelemetrySettings;
+  /** Where the worker serves /metrics, /healthz and /readyz; undefined = not served. */
+  metrics: { host: string; port: number } | undefined;
 }
 
 export interface ClientSettings {
@@ -167,12 +229,25 @@ export const SERVER_SETTINGS = {
   logLevel: { env: 'FORGE_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
   publicUrl: { env: 'FORGE_PUBLIC_URL', flag: '--public-url', description: 'URL users reach the server at (default http://host:port)' },
   workers: { env: 'FORGE_WORKERS', flag: '--workers', description: `worker types to run inside the server: a comma list of ${WORKER_TYPES.join(', ')}, or "none" when \`forge worker\` processes take the jobs`, default: 'discovery,ci,artifact,release' },
-  runTimeout: { env: 'FORGE_RUN_TIMEOUT', flag: '--run-timeout', description: 'a run not finished by then is failed by the watchdog', default: '24h' },
+  runTimeout: { env: 'FORGE_RUN_TIMEOUT', flag: '--run-timeout', description: 'a run not finished by then is failed by the watchdog (at most 24h)', default: '24h' },
+  maxActiveRuns: { env: 'FORGE_MAX_ACTIVE_RUNS_PER_REPOSITORY', flag: '--max-active-runs-per-repository', description: 'unfinished (pending or running) runs a repository may have at once; one more is refused with 429 (1-1000)', default: String(DEFAULT_MAX_ACTIVE_RUNS_PER_REPOSITORY) },
+  runRetention: { env: 'FORGE_RUN_RETENTION', flag: '--run-retention', description: 'finished runs older than this are deleted with their steps and logs; releases, deployments and approvals are kept ("off": keep runs)', default: '90d' },
+  logRetention: { env: 'FORGE_LOG_RETENTION', flag: '--log-retention', description: 'step logs of finished runs older than this are deleted ("off": keep logs as long as their runs)', default: '30d' },
+  retentionInterval: { env: 'FORGE_RETENTION_INTERVAL', flag: '--retention-interval', description: 'how often the server applies retention (one replica at a time; "off": only `forge retention run`)', default: '1h' },
   example: { env: 'FORGE_EXAMPLE', flag: '--example', description: 'seed examples/monorepo into the data dir (as forge-examples/monorepo, served to workers from there) and run its pipeline at start; what `npm start` does' },
   webRoot: { env: 'FORGE_WEB_ROOT', flag: '--web-root', description: 'directory of the built dashboard (index.html, assets/) served at /; unset = dist/web of the Forge package (`npm run build:web`)' },
   uiClientId: { env: 'FORGE_UI_CLIENT_ID', flag: '--ui-client-id', description: 'public OIDC client (authorization code + PKCE) the dashboard logs in with; unset = the dashboard asks for a pasted token (with FORGE_OIDC_ISSUER)' },
   uiScopes: { env: 'FORGE_UI_SCOPES', flag: '--ui-scopes', description: 'scopes the dashboard requests, space-separated', default: 'openid profile' },
   uiResource: { env: 'FORGE_UI_RESOURCE', flag: '--ui-resource', description: 'RFC 8707 resource indicator the dashboard sends when logging in (some issuers need it to mint JWT access tokens for the API)' },
+  orchestrator: { env: 'FORGE_ORCHESTRATOR', flag: '--orchestrator', description: '"builtin" (this server publishes every job) or "argo" (one Argo Workflow per run; its `forge dispatch` pods publish the jobs; needs NATS_URL, FORGE_ARGO_SERVER_URL, FORGE_ARGO_IMAGE)', default: 'builtin' },
+  argoServerUrl: { env: 'FORGE_ARGO_SERVER_URL', flag: '--argo-server-url', description: 'Argo Server URL Workflows are submitted to (POST <url>/api/v1/workflows/<namespace>)' },
+  argoToken: { env: 'FORGE_ARGO_TOKEN', flag: '--argo-token', description: 'bearer token sent to the Argo Server (a service account allowed to create Workflows)' },
+  argoNamespace: { env: 'FORGE_ARGO_NAMESPACE', flag: '--argo-namespace', description: 'Kubernetes namespace of the Workflows', default: 'catalyst-forge-pipelines' },
+  argoServiceAccount: { env: 'FORGE_ARGO_SERVICE_ACCOUNT', flag: '--argo-service-account', description: 'service account the Workflows run as', default: 'pipeline-workflow-runner' },
+  argoImage: { env: 'FORGE_ARGO_IMAGE', flag: '--argo-image', description: 'image of the dispatcher pods (runs `forge dispatch`), e.g. ghcr.io/example/forge:1.2.3' },
+  argoParallelism: { env: 'FORGE_ARGO_PARALLELISM', flag: '--argo-parallelism', description: 'pods of one Workflow running at once', default: '100' },
+  argoApiUrl: { env: 'FORGE_ARGO_API_URL', flag: '--argo-api-url', description: 'Forge API URL as dispatcher pods reach it (default FORGE_PUBLIC_URL)' },
+  argoTokenSecret: { env: 'FORGE_ARGO_TOKEN_SECRET', flag: '--argo-token-secret', description: 'Kubernetes Secret "name/key" whose value dispatcher pods get as FORGE_WORKER_TOKEN', default: 'forge-dispatcher/token' },
   faultHook: { env: 'FORGE_FAULT_HOOK', flag: '--fault-hook', description: `TEST ONLY, never in production: crash-after:<point> makes the server SIGKILL itself at that point (${CRASH_POINTS.join(', ')}), for the fault tests in test/faults` },
 } as const satisfies Record<string, SettingSpec>;
 
@@ -203,6 +278,12 @@ export const EXECUTION_SETTINGS = {
   gitopsLayout: { env: 'FORGE_GITOPS_LAYOUT', flag: '--gitops-layout', description: 'path of a ReleasePointer in the GitOps repo, with {environment}, {repository} (owner/name) and {project}', default: 'environments/{environment}/{repository}/{project}/release.yaml' },
   gitopsAuthor: { env: 'FORGE_GITOPS_AUTHOR', flag: '--gitops-author', description: 'author of pointer commits, "Name <email>"', default: 'Forge <forge@localhost>' },
   signingKey: { env: 'FORGE_SIGNING_KEY', flag: '--signing-key', description: 'PEM file of the ECDSA P-256 key that signs release and tracking images; unset = <data dir>/keys/signing.key, generated on first use' },
+  secretsDir: { env: 'FORGE_SECRETS_DIR', flag: '--secrets-dir', description: 'directory the `file` secret provider reads (mounted Kubernetes Secrets: <secret>/<key>); references cannot leave it', default: '/var/run/secrets/forge' },
+  awsSecretsRegion: { env: 'FORGE_AWS_SECRETS_REGION', flag: '--aws-secrets-region', description: 'AWS region of Secrets Manager for `aws` secret references without region:; unset = AWS_REGION, else references must give one (credentials: the AWS SDK\'s default chain, e.g. IRSA)' },
+  awsSecretsEndpoint: { env: 'FORGE_AWS_SECRETS_ENDPOINT', flag: '--aws-secrets-endpoint', description: 'Secrets Manager endpoint URL (a VPC endpoint, LocalStack); unset = AWS\'s endpoint for the region' },
+  vaultAddr: { env: 'FORGE_VAULT_ADDR', flag: '--vault-addr', description: 'Vault URL for `vault` secret references (KV v2); unset = no vault provider' },
+  vaultToken: { env: 'FORGE_VAULT_TOKEN', flag: '--vault-token', description: 'Vault token (X-Vault-Token) for FORGE_VAULT_ADDR' },
+  vaultMount: { env: 'FORGE_VAULT_MOUNT', flag: '--vault-mount', description: 'KV v2 mount of `vault` references without mount:', default: 'secret' },
 } as const satisfies Record<string, SettingSpec>;
 
 export const GITHUB_SETTINGS = {
@@ -224,6 +305,85 @@ export const WORKER_SETTINGS = {
   cacheDir: { env: 'FORGE_WORKER_CACHE_DIR', flag: '--cache-dir', description: 'git cache and job worktrees (default <data dir>/worker-cache)' },
   logLevel: { env: 'FORGE_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace or silent', default: 'info' },
 } as const satisfies Record<string, SettingSpec>;
+
+/** Traces (both processes). Metrics need no setting on the API: they are on its own port at /metrics. */
+export const TELEMETRY_SETTINGS = {
+  tracesExporter: { env: 'FORGE_TRACES_EXPORTER', flag: '--traces-exporter', description: `where OpenTelemetry traces go: ${TRACES_EXPORTERS.join(', ')} (otlp: OTLP/HTTP JSON to FORGE_OTLP_ENDPOINT; console: stdout, for debugging)`, default: 'none' },
+  otlpEndpoint: { env: 'FORGE_OTLP_ENDPOINT', flag: '--otlp-endpoint', description: 'OTLP/HTTP traces URL of a collector (Grafana Alloy, OpenTelemetry Collector, Tempo, Jaeger)', default: 'http://127.0.0.1:4318/v1/traces' },
+  otlpHeaders: { env: 'FORGE_OTLP_HEADERS', flag: '--otlp-headers', description: 'headers sent with every export, "name=value,name=value" (an API key)' },
+  traceSampleRatio: { env: 'FORGE_TRACE_SAMPLE_RATIO', flag: '--trace-sample-ratio', description: 'fraction 0-1 of runs and requests traced; workers follow the decision made where the trace began', default: '1' },
+} as const satisfies Record<string, SettingSpec>;
+
+export const WORKER_METRICS_SETTINGS = {
+  metricsPort: { env: 'FORGE_METRICS_PORT', flag: '--metrics-port', description: 'port of the worker\'s /metrics, /healthz and /readyz (Prometheus, probes); unset = not served' },
+  metricsHost: { env: 'FORGE_METRICS_HOST', flag: '--metrics-host', description: 'address the worker\'s metrics port listens on (0.0.0.0 in a pod)', default: '127.0.0.1' },
+} as const satisfies Record<string, SettingSpec>;
+
+export function parseTelemetrySettings(flags: Flags = {}, env: Source = process.env): TelemetrySettings {
+  const t = TELEMETRY_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const exporter = get(t.tracesExporter) as string;
+  if (!(TRACES_EXPORTERS as readonly string[]).includes(exporter)) fail(t.tracesExporter, exporter, `must be one of ${TRACES_EXPORTERS.join(', ')}`);
+  const otlpEndpoint = parseUrl(t.otlpEndpoint, get(t.otlpEndpoint), ['http:', 'https:']) as string;
+  const headers: Record<string, string> = {};
+  const rawHeaders = get(t.otlpHeaders);
+  for (const part of (rawHeaders ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const at = part.indexOf('=');
+    const name = at > 0 ? part.slice(0, at).trim() : '';
+    // The value may be a secret: a message shows the header names only.
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new SettingsError(`setting ${t.otlpHeaders.env} (${t.otlpHeaders.flag}): "${name || part.split('=')[0]}" is not name=value with an HTTP header name (values not shown)`);
+    headers[name] = part.slice(at + 1).trim();
+  }
+  const ratioText = get(t.traceSampleRatio) as string;
+  const sampleRatio = Number(ratioText);
+  if (!/^\d*\.?\d+$/.test(ratioText) || !(sampleRatio >= 0 && sampleRatio <= 1)) fail(t.traceSampleRatio, ratioText, 'must be a number from 0 to 1');
+  return { exporter: exporter as TracesExporter, otlpEndpoint, otlpHeaders: headers, sampleRatio };
+}
+
+/** `forge dispatch`: what an Argo dispatcher pod runs (spec 07: env NATS_URL, JOB_TYPE). */
+export const DISPATCH_SETTINGS = {
+  url: { ...WORKER_SETTINGS.url, description: 'Forge API URL: the stage\'s jobs come from it, the replies go to it (internal endpoints)' },
+  natsUrl: { env: 'NATS_URL', flag: '--nats-url', description: 'NATS JetStream URL the jobs are published on (required)' },
+  jobType: { env: 'JOB_TYPE', flag: '--job-type', description: `what to dispatch of the run: ${DISPATCH_STAGES.join(', ')}` },
+  run: { env: 'FORGE_RUN_ID', flag: '--run', description: 'the pipeline run (id)' },
+  group: { env: 'FORGE_PHASE_GROUP', flag: '--group', description: 'ci only: dispatch this phase group alone (default: every group in order)' },
+  dataDir: { env: 'FORGE_DATA_DIR', flag: '--data-dir', description: 'the dev issuer key of an embedded server, when no token is set', default: '.forge-data' },
+} as const satisfies Record<string, SettingSpec>;
+
+export interface DispatchSettings {
+  url: string;
+  dataDir: string;
+  stage: DispatchStage;
+  runId: string;
+  group: number | undefined;
+  execution: ExecutionSettings;
+}
+
+export function parseDispatchSettings(flags: Flags = {}, env: Source = process.env): DispatchSettings {
+  const d = DISPATCH_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const natsUrl = parseUrl(d.natsUrl, get(d.natsUrl), ['nats:', 'tls:', 'ws:', 'wss:']);
+  if (natsUrl === undefined) throw new SettingsError(`setting ${d.natsUrl.env} (${d.natsUrl.flag}) is required: the dispatcher publishes jobs on NATS JetStream`);
+  const stage = get(d.jobType);
+  if (stage === undefined) throw new SettingsError(`setting ${d.jobType.env} (${d.jobType.flag}) is required: one of ${DISPATCH_STAGES.join(', ')}`);
+  if (!(DISPATCH_STAGES as readonly string[]).includes(stage)) {
+    fail(d.jobType, stage, `must be one of ${DISPATCH_STAGES.join(', ')} (deployment jobs are dispatched by the API per environment, not by a run's Workflow)`);
+  }
+  const runId = get(d.run);
+  if (runId === undefined) throw new SettingsError(`setting ${d.run.env} (${d.run.flag}) is required: the id of the pipeline run`);
+  if (!new RegExp(NAME_PATTERNS.uuid).test(runId)) fail(d.run, runId, 'must be a run id (a UUID)');
+  const group = get(d.group);
+  if (group !== undefined && stage !== 'ci') fail(d.group, group, `applies to --job-type ci only, not ${stage}`);
+  if (group !== undefined && !/^\d{1,6}$/.test(group)) fail(d.group, group, 'must be a phase group number (0 or more)');
+  return {
+    url: (parseUrl(d.url, get(d.url), ['http:', 'https:']) as string).replace(/\/+$/, ''),
+    dataDir: resolve(get(d.dataDir) as string),
+    stage: stage as DispatchStage,
+    runId: runId.toLowerCase(),
+    group: group === undefined ? undefined : Number(group),
+    execution: parseExecutionSettings(flags, env, natsUrl),
+  };
+}
 
 export const CLIENT_SETTINGS = {
   url: { env: 'FORGE_URL', flag: '--url', description: 'Forge API URL', default: 'http://127.0.0.1:8080' },
@@ -268,6 +428,21 @@ function parseUrl(spec: SettingSpec, value: string | undefined, protocols: strin
 function parseDurationSetting(spec: SettingSpec, value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined || ms <= 0) fail(spec, value, 'must be a duration like 90s, 10m, 24h or 7d');
+  return ms;
+}
+
+/** A duration, or "off" / "0" for none. */
+function parseOptionalDuration(spec: SettingSpec, value: string): number | undefined {
+  if (value === 'off' || value === '0') return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) fail(spec, value, 'must be a duration like 12h, 30d or 90d, or "off"');
+  return ms;
+}
+
+/** The watchdog's limit: any duration up to the 24 h every run is held to (digest §6.7). */
+function parseRunTimeout(spec: SettingSpec, value: string): number {
+  const ms = parseDurationSetting(spec, value);
+  if (ms > MAX_RUN_DURATION_MS) fail(spec, value, 'must be at most 24h: no run may take longer than a day');
   return ms;
 }
 
@@ -415,6 +590,30 @@ function parseExecutionSettings(flags: Flags, env: Source, natsUrl: string | und
     clientCredentials: tokenUrl && clientId && clientSecret ? { tokenUrl, clientId, clientSecret } : undefined,
     registries: parseRegistrySettings(flags, env),
     gitops: parseGitOpsSettings(flags, env),
+    secrets: parseSecretSettings(flags, env),
+  };
+}
+
+function parseSecretSettings(flags: Flags, env: Source): SecretSettings {
+  const x = EXECUTION_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const dir = get(x.secretsDir) as string;
+  if (dir.trim() === '') fail(x.secretsDir, dir, 'must be a directory');
+  const region = get(x.awsSecretsRegion) ?? (env.AWS_REGION || undefined);
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) fail(x.awsSecretsRegion, region, 'must be an AWS region such as us-east-1 or eu-central-1');
+  const endpoint = parseUrl(x.awsSecretsEndpoint, get(x.awsSecretsEndpoint), ['http:', 'https:']);
+  if (endpoint !== undefined && /^[a-z]+:\/\/[^/@]*@/i.test(endpoint)) fail(x.awsSecretsEndpoint, endpoint, 'must not carry credentials (the AWS SDK takes them from its default chain)');
+  const addr = parseUrl(x.vaultAddr, get(x.vaultAddr), ['http:', 'https:']);
+  const token = get(x.vaultToken);
+  if (addr !== undefined && /^[a-z]+:\/\/[^/@]*@/i.test(addr)) fail(x.vaultAddr, addr, 'must not carry credentials; set FORGE_VAULT_TOKEN');
+  if (addr !== undefined && !token) fail(x.vaultAddr, addr, 'needs FORGE_VAULT_TOKEN too');
+  if (addr === undefined && token) fail(x.vaultToken, '***', 'is set without FORGE_VAULT_ADDR');
+  const mount = get(x.vaultMount) as string;
+  if (!/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(mount)) fail(x.vaultMount, mount, 'must be a mount path such as secret or kv/ci');
+  return {
+    dir: resolve(dir),
+    aws: { region, endpoint },
+    vault: addr !== undefined && token ? { addr, token, mount } : undefined,
   };
 }
 
@@ -532,12 +731,50 @@ export function parseServerSettings(flags: Flags = {}, env: Source = process.env
     publicUrl: publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     execution,
     inProcessWorkers: parseWorkerTypes(s.workers, get(s.workers), true),
-    runTimeoutMs: parseDurationSetting(s.runTimeout, get(s.runTimeout) as string),
+    runTimeoutMs: parseRunTimeout(s.runTimeout, get(s.runTimeout) as string),
+    maxActiveRunsPerRepository: parseCount(s.maxActiveRuns, get(s.maxActiveRuns) as string, DEFAULT_MAX_ACTIVE_RUNS_PER_REPOSITORY),
+    retention: {
+      runsOlderThanMs: parseOptionalDuration(s.runRetention, get(s.runRetention) as string),
+      logsOlderThanMs: parseOptionalDuration(s.logRetention, get(s.logRetention) as string),
+      intervalMs: parseOptionalDuration(s.retentionInterval, get(s.retentionInterval) as string),
+    },
     github: parseGitHubSettings(flags, env),
     example,
     webRoot: get(s.webRoot) === undefined ? undefined : resolve(get(s.webRoot) as string),
     ui: parseUiSettings(flags, env),
     crashAfter: parseFaultHook(s.faultHook, get(s.faultHook)),
+    telemetry: parseTelemetrySettings(flags, env),
+    orchestrator: parseOrchestrator(flags, env, natsUrl, publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`),
+  };
+}
+
+
+function parseOrchestrator(flags: Flags, env: Source, natsUrl: string | undefined, publicUrl: string): OrchestratorSettings {
+  const s = SERVER_SETTINGS;
+  const get = (spec: SettingSpec) => lookup(spec, flags, env);
+  const kind = get(s.orchestrator) as string;
+  if (kind === 'builtin') return { kind: 'builtin' };
+  if (kind !== 'argo') fail(s.orchestrator, kind, 'must be "builtin" or "argo"');
+  if (natsUrl === undefined) fail(s.orchestrator, kind, 'needs NATS_URL: dispatcher pods and workers meet on NATS JetStream');
+  const serverUrl = parseUrl(s.argoServerUrl, get(s.argoServerUrl), ['https:', 'http:']);
+  if (serverUrl === undefined) fail(s.orchestrator, kind, 'needs FORGE_ARGO_SERVER_URL (the Argo Server the Workflows are submitted to)');
+  const image = get(s.argoImage);
+  if (image === undefined) fail(s.orchestrator, kind, 'needs FORGE_ARGO_IMAGE (the image of the dispatcher pods, with `forge` on its PATH)');
+  if (!/^[^\s]{1,512}$/.test(image)) fail(s.argoImage, image, 'must be an image reference without spaces, e.g. ghcr.io/example/forge:1.2.3');
+  const namespace = get(s.argoNamespace) as string;
+  if (!KUBERNETES_NAMES.namespace.test(namespace)) fail(s.argoNamespace, namespace, 'must be a Kubernetes namespace: 1-63 of a-z, 0-9 and -, starting and ending with a letter or digit');
+  const serviceAccount = get(s.argoServiceAccount) as string;
+  if (!KUBERNETES_NAMES.object.test(serviceAccount)) fail(s.argoServiceAccount, serviceAccount, 'must be a Kubernetes service account name: lowercase letters, digits, - and ., at most 253');
+  const secret = get(s.argoTokenSecret) as string;
+  const [secretName = '', secretKey = '', ...rest] = secret.split('/');
+  if (rest.length > 0 || !KUBERNETES_NAMES.object.test(secretName) || !KUBERNETES_NAMES.dataKey.test(secretKey)) {
+    fail(s.argoTokenSecret, secret, 'must be "<secret name>/<key>", e.g. forge-dispatcher/token');
+  }
+  return {
+    kind: 'argo', serverUrl: serverUrl.replace(/\/+$/, ''), token: get(s.argoToken), namespace, serviceAccount, image,
+    parallelism: parseCount(s.argoParallelism, get(s.argoParallelism) as string, 10_000),
+    apiUrl: (parseUrl(s.argoApiUrl, get(s.argoApiUrl), ['https:', 'http:']) ?? publicUrl).replace(/\/+$/, ''),
+    tokenSecret: { name: secretName, key: secretKey },
   };
 }
 
@@ -565,7 +802,16 @@ export function parseWorkerSettings(flags: Flags = {}, env: Source = process.env
     types: parseWorkerTypes(w.types, get(w.types), false),
     execution: parseExecutionSettings(flags, env, natsUrl),
     logLevel: parseLogLevel(w.logLevel, get(w.logLevel) as string),
+    telemetry: parseTelemetrySettings(flags, env),
+    metrics: parseWorkerMetrics(flags, env),
   };
+}
+
+function parseWorkerMetrics(flags: Flags, env: Source): WorkerSettings['metrics'] {
+  const m = WORKER_METRICS_SETTINGS;
+  const port = lookup(m.metricsPort, flags, env);
+  if (port === undefined) return undefined;
+  return { host: lookup(m.metricsHost, flags, env) as string, port: parsePort(m.metricsPort, port) };
 }
 
 export function parseClientSettings(flags: Flags = {}, env: Source = process.env): ClientSettings {

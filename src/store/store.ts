@@ -18,6 +18,7 @@ import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import { Semaphore } from '../lib/semaphore.ts';
 import { releaseRepos } from './release.store.ts';
 import { releaseBuildRepos } from './release-build.store.ts';
+import { retentionRepos } from './retention.store.ts';
 import { runRepos } from './run.store.ts';
 
 /** SQLSTATE 40P01 (deadlock detected) and 40001 (serialization failure). */
@@ -27,7 +28,7 @@ function isRetryable(error: unknown): boolean {
 }
 
 function repos(db: Kysely<Database>): Repos {
-  return { ...runRepos(db), ...releaseRepos(db), ...releaseBuildRepos(db), ...deploymentRepos(db), ...outboxRepos(db) };
+  return { ...runRepos(db), ...releaseRepos(db), ...releaseBuildRepos(db), ...deploymentRepos(db), ...outboxRepos(db), ...retentionRepos(db) };
 }
 
 /**
@@ -64,6 +65,19 @@ export function storeOver(db: Kysely<Database>, kind: Store['kind'], options: { 
           await sql`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn);
         }
       })));
+    },
+    async tryWithLock(key, fn) {
+      if (kind === 'pglite') return local.busy(key) ? { locked: false as const } : { locked: true as const, value: await local.run(key, fn) };
+      if (local.busy(key)) return { locked: false as const };
+      return holders.run(() => db.connection().execute(async (conn) => {
+        const got = await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(hashtextextended(${key}, 0)) AS ok`.execute(conn);
+        if (got.rows[0]?.ok !== true) return { locked: false as const };
+        try {
+          return { locked: true as const, value: await fn() };
+        } finally {
+          await sql`SELECT pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn);
+        }
+      }));
     },
     async ping() {
       await sql`SELECT 1`.execute(db);

@@ -8,6 +8,8 @@
  *   with a clean environment, streaming its output to the object store, reporting running and the
  *   outcome of each step; the first failing step ends the task (the API fails task, phase and run).
  *   A cancel (fail-fast or DELETE /v1/runs) kills the running step; its log ends with why.
+ *   A step's `secrets` are resolved just before it starts (step-secrets.ts); their values are masked
+ *   in its log and error, and a secret that cannot be had fails the step naming the reference.
  */
 import { join } from 'node:path';
 import type { Step } from '../config/project-config.ts';
@@ -15,12 +17,16 @@ import { ConfigError } from '../config/config-file.ts';
 import { discover } from '../config/discovery.ts';
 import { invalid, isForgeError } from '../domain/errors.ts';
 import { stepLogKey } from '../domain/logs.ts';
-import type { CiJobPayload, DiscoveryJobPayload } from '../engine/dispatcher.ts';
-import type { JobHandler, ObjectStore } from '../engine/ports.ts';
+import type { CiJobPayload, DiscoveryJobPayload } from '../engine/run-jobs.ts';
+import type { JobHandler, ObjectStore, SecretProviders } from '../engine/ports.ts';
+import { Masker } from '../lib/masker.ts';
 import type { GitWorkspaces } from './git-workspace.ts';
 import type { InternalApi } from './internal-api.ts';
+import type { StructuredLog } from '../lib/log.ts';
+import { inSpan, markFailed } from '../lib/tracing.ts';
 import { formatDuration, runStep } from './steps.ts';
 import { StepLog } from './step-log.ts';
+import { resolveStepSecrets, type StepSecrets } from './step-secrets.ts';
 
 export function discoveryHandler(deps: { workspaces: GitWorkspaces }): JobHandler {
   return async ({ job, signal }) => {
@@ -51,7 +57,7 @@ function cleanEnv(payload: CiJobPayload): Record<string, string | undefined> {
   });
 }
 
-export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; objects: ObjectStore; flushMs?: number }): JobHandler {
+export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; objects: ObjectStore; flushMs?: number; secrets?: SecretProviders; log?: StructuredLog }): JobHandler {
   return async ({ job, deliveryCount, signal }) => {
     const payload = job.payload as CiJobPayload;
     // Claim and checkout side by side: the first step starts a round trip sooner. The checkout is
@@ -73,22 +79,50 @@ export function ciHandler(deps: { api: InternalApi; workspaces: GitWorkspaces; o
     const deadline = Date.now() + payload.timeout_ms;
     try {
       for (const step of payload.steps) {
-        const key = stepLogKey(payload.run_id, payload.phase, payload.project, step.name, attempt);
-        await deps.api.reportStep(step.id, { status: 'running', logs_s3_key: key, attempt });
-        const log = new StepLog(deps.objects, key, deps.flushMs);
-        const outcome = await runStep(step as Step, {
-          cwd: join(workspace.dir, payload.project_path), baseEnv: cleanEnv(payload),
-          timeoutMs: Math.max(1, deadline - Date.now()), timeoutReason: `timed out: phase ${payload.phase} allows ${formatDuration(payload.timeout_ms)}`, signal, onOutput: (chunk) => log.write(chunk),
+        const ids = { run_id: payload.run_id, task_id: payload.task_id, step_id: step.id, step: step.name, phase: payload.phase, project: payload.project, attempt };
+        // Each step a span (its status reports to the API carry it) and a log line when it ends.
+        const ended = await inSpan(`step ${step.name}`, {
+          attributes: { 'forge.run.id': payload.run_id, 'forge.task.id': payload.task_id, 'forge.step.id': step.id, 'forge.step.name': step.name, 'forge.phase': payload.phase, 'forge.project': payload.project, 'forge.task.attempt': attempt },
+        }, async (span) => {
+          const key = stepLogKey(payload.run_id, payload.phase, payload.project, step.name, attempt);
+          await deps.api.reportStep(step.id, { status: 'running', logs_s3_key: key, attempt });
+          let secrets: StepSecrets;
+          try {
+            secrets = await resolveStepSecrets(deps.secrets ?? {}, step.secrets, { where: `step ${step.name}: secrets`, ...(step.env ? { stepEnv: step.env } : {}), signal });
+          } catch (error) {
+            // Not to be had (missing, refused, no such provider): the step fails naming the reference.
+            if (!isForgeError(error)) throw error;
+            const log = new StepLog(deps.objects, key, deps.flushMs);
+            await log.finish(`--- step failed: ${error.message}`);
+            markFailed(span, error.message);
+            deps.log?.warn({ ...ids, status: 'failed', exit_code: null, error: error.message }, 'step finished');
+            await deps.api.reportStep(step.id, { status: 'failed', exit_code: null, attempt, error: error.message });
+            return { exit_code: null };
+          }
+          const masker = new Masker(secrets.values);
+          const log = new StepLog(deps.objects, key, deps.flushMs, masker);
+          const outcome = await runStep(step as Step, {
+            cwd: join(workspace.dir, payload.project_path), baseEnv: cleanEnv(payload), env: secrets.env, earthlySecrets: secrets.names,
+            timeoutMs: Math.max(1, deadline - Date.now()), timeoutReason: `timed out: phase ${payload.phase} allows ${formatDuration(payload.timeout_ms)}`, signal, onOutput: (chunk) => log.write(chunk),
+          }).finally(() => secrets.remove());
+          const error = outcome.error === undefined ? undefined : masker.mask(outcome.error);
+          const why = signal.aborted
+            ? `--- step stopped: ${(signal.reason as Error | undefined)?.message ?? 'cancelled'}`
+            : outcome.status === 'failed'
+              ? `--- step failed after ${formatDuration(outcome.durationMs)}: ${error ?? `exit code ${outcome.exitCode}`}`
+              : undefined;
+          await log.finish(why);
+          const status = signal.aborted ? 'stopped' : outcome.status;
+          span.setAttribute('forge.step.status', status);
+          if (outcome.exitCode !== null) span.setAttribute('process.exit.code', outcome.exitCode);
+          if (status !== 'success') markFailed(span, why ?? status);
+          deps.log?.[status === 'success' ? 'info' : 'warn']({ ...ids, status, exit_code: outcome.exitCode, duration_ms: Math.round(outcome.durationMs) }, 'step finished');
+          if (signal.aborted) return 'cancelled' as const;
+          await deps.api.reportStep(step.id, { status: outcome.status, exit_code: outcome.exitCode, attempt, ...(error && !error.startsWith('exited with code') ? { error } : {}) });
+          return outcome.status === 'failed' ? { exit_code: outcome.exitCode } : 'success' as const;
         });
-        const why = signal.aborted
-          ? `--- step stopped: ${(signal.reason as Error | undefined)?.message ?? 'cancelled'}`
-          : outcome.status === 'failed'
-            ? `--- step failed after ${formatDuration(outcome.durationMs)}: ${outcome.error ?? `exit code ${outcome.exitCode}`}`
-            : undefined;
-        await log.finish(why);
-        if (signal.aborted) return { status: 'cancelled' };
-        await deps.api.reportStep(step.id, { status: outcome.status, exit_code: outcome.exitCode, attempt, ...(outcome.error && !outcome.error.startsWith('exited with code') ? { error: outcome.error } : {}) });
-        if (outcome.status === 'failed') return { status: 'failed', step: step.name, exit_code: outcome.exitCode };
+        if (ended === 'cancelled') return { status: 'cancelled' };
+        if (ended !== 'success') return { status: 'failed', step: step.name, exit_code: ended.exit_code };
       }
       await deps.api.reportTask(payload.task_id, { status: 'success', attempt });
       return { status: 'success' };

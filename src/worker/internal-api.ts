@@ -10,8 +10,10 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ForgeError, RetryableError, type ErrorCode } from '../domain/errors.ts';
-import { backoffDelay } from '../domain/jobs.ts';
+import { backoffDelay, type DispatchStage, type JobReply } from '../domain/jobs.ts';
+import type { StageJobs } from '../engine/run-jobs.ts';
 import type { ReportedStatus } from '../domain/statuses.ts';
+import { traceHeaders } from '../lib/tracing.ts';
 
 export interface InternalApi {
   claimTask(taskId: string): Promise<{ attempt: number }>;
@@ -23,6 +25,13 @@ export interface InternalApi {
   latestRelease(repository: string, project: string): Promise<RegisteredRelease | undefined>;
   /** POST /v1/releases: `created` is false when the commit had its release already. */
   registerRelease(body: Record<string, unknown>): Promise<{ id: string; release_number: number; oci_uri: string; created: boolean }>;
+}
+
+/** What a dispatcher pod (`forge dispatch`) asks of the API: a stage's jobs, and where replies go. */
+export interface DispatchApi {
+  stageJobs(runId: string, stage: DispatchStage, group?: number): Promise<StageJobs>;
+  /** Hands a worker's reply to the API, which applies it like the built-in dispatcher would. */
+  handOver(reply: JobReply): Promise<void>;
 }
 
 /** The fields of a release the release job reads back. */
@@ -38,8 +47,14 @@ export interface RegisteredRelease {
 export interface InternalApiOptions {
   baseUrl: string;
   token: () => Promise<string>;
-  /** Attempts for network errors and 5xx (default 4). */
+  /** Attempts for network errors, 5xx and 429; default: as many as fit in `retryForMs`. */
   attempts?: number;
+  /**
+   * How long network errors, 5xx and 429 are retried (default 30 s): long enough for an API replica
+   * to restart (a rolling upgrade, a crash) while the job waits, heartbeating; then the job is
+   * offered again later (RetryableError).
+   */
+  retryForMs?: number;
 }
 
 /** Sends one request; resolves with the status and the body as text. */
@@ -57,8 +72,8 @@ function send(url: URL, agent: http.Agent, method: string, headers: Record<strin
   });
 }
 
-export function httpInternalApi(options: InternalApiOptions): InternalApi {
-  const attempts = options.attempts ?? 4;
+export function httpInternalApi(options: InternalApiOptions): InternalApi & DispatchApi {
+  const retryForMs = options.retryForMs ?? 30_000;
   const agent = new (new URL(options.baseUrl).protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true });
   async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     return (await exchange<T>(method, path, body)).body;
@@ -66,12 +81,15 @@ export function httpInternalApi(options: InternalApiOptions): InternalApi {
   async function exchange<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     let lastError: unknown;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, { baseMs: 100, maxMs: 2000, jitterMs: 100, maxAttempts: attempts })));
+    const started = Date.now();
+    const another = (attempt: number) => (options.attempts !== undefined ? attempt < options.attempts : attempt === 0 || Date.now() - started < retryForMs);
+    for (let attempt = 0; another(attempt); attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, { baseMs: 100, maxMs: 2000, jitterMs: 100, maxAttempts: attempt + 1 })));
       let response: { status: number; text: string };
       try {
         response = await send(new URL(path, options.baseUrl), agent, method, {
           authorization: `Bearer ${await options.token()}`,
+          ...traceHeaders(),
           ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
         }, payload);
       } catch (error) {
@@ -98,6 +116,8 @@ export function httpInternalApi(options: InternalApiOptions): InternalApi {
   }
   return {
     claimTask: (taskId) => call('POST', `/v1/tasks/${taskId}/claim`),
+    stageJobs: (runId, stage, group) => call('POST', `/v1/runs/${runId}/jobs`, { stage, ...(group === undefined ? {} : { group }) }),
+    handOver: async (reply) => void (await call('POST', '/v1/job-replies', reply)),
     reportStep: async (stepId, body) => void (await call('PUT', `/v1/steps/${stepId}/status`, body)),
     reportTask: async (taskId, body) => void (await call('PUT', `/v1/tasks/${taskId}/status`, body)),
     async findRelease(repository, project, ref) {

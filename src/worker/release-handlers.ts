@@ -7,7 +7,8 @@
  *   it. Any failure fails the job (a signing failure too; a missing SBOM is only a warning). Returns
  *   the ArtifactJobResult the release job needs.
  * release: check out the commit, render the project's resources with the real artifact outputs,
- *   build the Release OCI image for the release's number and aliases, push and sign it, and register
+ *   refuse them when their XRs break the platform XRDs or the catalog rules (src/config/xrd.ts),
+ *   build the Release OCI image for the release's number and aliases, push and sign it, register
  *   the release through POST /v1/releases. The number is part of the image, so it is chosen first:
  *   the existing release's (a retry), else the project's latest + 1; registering with that number
  *   expected answers 409 when a concurrent release took it, and the image is built again for the
@@ -16,15 +17,21 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import type { Artifact, Producer } from '../config/project-config.ts';
+import { findProjectConfig, type Artifact, type Producer } from '../config/project-config.ts';
 import { ConfigError } from '../config/config-file.ts';
 import { renderResources } from '../config/render.ts';
 import { loadRepoConfig } from '../config/repo-config.ts';
+import { checkResources } from '../config/xrd.ts';
 import { ForgeError, invalid, isForgeError } from '../domain/errors.ts';
-import type { JobHandler, ProducedArtifact, PublishDestination, Publisher } from '../engine/ports.ts';
-import { artifactVersion } from '../engine/publishing.ts';
+import { describeProblem, projectNamespaces } from '../domain/xr.ts';
+import type { JobHandler, ProducedArtifact, PublishDestination, Publisher, SecretProviders } from '../engine/ports.ts';
+import { artifactVersion, publisherCredentials, type PublisherCredentials } from '../engine/publishing.ts';
+import { describeSecretRef, parseSecretRef } from '../domain/secrets.ts';
+import { Masker } from '../lib/masker.ts';
+import { assertNever } from '../lib/assert-never.ts';
+import { maskedError, resolveSecret } from './step-secrets.ts';
 import type { ArtifactJobPayload, ArtifactJobResult, BuildJobFields, ReleaseJobPayload, ReleaseJobResult } from '../engine/release-builds.ts';
 import { buildEnv } from './handlers.ts';
 import { generatedAliases } from '../engine/releases.ts';
@@ -48,8 +55,13 @@ export interface ReleaseRegistries {
 export interface ArtifactHandlerDeps {
   workspaces: GitWorkspaces;
   registries: ReleaseRegistries;
-  /** The publisher adapter for a destination (by its type), or a validation_error saying why there is none. */
-  publisherFor(destination: PublishDestination): Publisher;
+  /**
+   * The publisher adapter for a destination (by its type), or a validation_error saying why there is
+   * none. With credentials it is made for one publish and closed after it.
+   */
+  publisherFor(destination: PublishDestination, credentials?: PublisherCredentials): Publisher;
+  /** Resolve publishers' `credentials` references (at the publish, never stored). */
+  secrets?: SecretProviders;
   /** Where staging dirs are made (default the OS temp dir). */
   stagingRoot?: string;
   /** The SLSA builder id (the worker's identity). */
@@ -81,6 +93,47 @@ export function artifactOutputs(artifact: ProducedArtifact, published: ArtifactJ
   };
 }
 
+/**
+ * Publishes to one destination; a publisher with `credentials` gets them resolved now (a missing
+ * secret fails naming the reference), used for this publish only, and masked in any error.
+ */
+async function publishTo(deps: ArtifactHandlerDeps, artifact: ProducedArtifact, destination: PublishDestination, signal: AbortSignal) {
+  const reference = destination.config.credentials;
+  if (reference === undefined) return deps.publisherFor(destination).publish(artifact, destination);
+  const parsed = parseSecretRef(reference, `publishers.${destination.name}.credentials`);
+  if ('problems' in parsed) throw invalid(parsed.problems.join('\n'), { publisher: destination.name });
+  const described = describeSecretRef(parsed.ref);
+  const value = await resolveSecret(deps.secrets ?? {}, parsed.ref, signal).catch((error: unknown) => {
+    throw isForgeError(error) ? new ForgeError(error.code, `publisher ${destination.name}: ${error.message}`, { ...error.details, publisher: destination.name }) : error;
+  });
+  const credentials = publisherCredentials(destination, value, described);
+  // The whole value and each secret field of it (an error may quote a password alone, or in Basic form).
+  const masker = new Masker([value, ...secretFields(credentials)]);
+  let publisher: Publisher | undefined;
+  try {
+    publisher = deps.publisherFor(destination, credentials);
+    return await publisher.publish(artifact, destination);
+  } catch (error) {
+    throw maskedError(error, masker);
+  } finally {
+    await publisher?.close();
+  }
+}
+
+/** The parts of publisher credentials that are secret, as they may appear in a message. */
+function secretFields(credentials: PublisherCredentials): string[] {
+  switch (credentials.type) {
+    case 'docker':
+      return [credentials.password, `${credentials.username}:${credentials.password}`];
+    case 's3':
+      return [credentials.secretAccessKey];
+    case 'github':
+      return [credentials.token];
+    default:
+      return assertNever(credentials, 'publisher credentials');
+  }
+}
+
 export function artifactHandler(deps: ArtifactHandlerDeps): JobHandler {
   return async ({ job, deliveryCount, signal }) => {
     const payload = job.payload as ArtifactJobPayload;
@@ -107,7 +160,7 @@ export function artifactHandler(deps: ArtifactHandlerDeps): JobHandler {
         const fields = payload.publishers[name];
         if (!fields) throw invalid(`artifact ${payload.artifact} names publisher ${name}, which repo.cue does not define`, { publisher: name });
         const destination: PublishDestination = { name, type: String(fields.type), config: fields };
-        const result = await deps.publisherFor(destination).publish(artifact, destination);
+        const result = await publishTo(deps, artifact, destination, signal);
         published.push({ publisher: name, uri: result.uri, digest: result.digest, skipped: result.skipped, metadata: result.metadata });
       }
       const tracking = await pushTrackingImage(deps.registries.tracking, {
@@ -162,6 +215,12 @@ export function releaseHandler(deps: ReleaseHandlerDeps): JobHandler {
       try {
         const { config: repo } = await loadRepoConfig(workspace.dir);
         const rendered = await renderResources(join(workspace.dir, payload.project_path), repo, outputs);
+        // The XRs are checked as `forge validate` checks them, before any image is built.
+        const file = relative(workspace.dir, findProjectConfig(join(workspace.dir, payload.project_path)) ?? payload.project_path);
+        const problems = checkResources(rendered.resources, { file, namespaces: projectNamespaces(payload.repository, payload.project) });
+        if (problems.length > 0) {
+          throw invalid(`${payload.project}'s deploy.resources are not valid XRs (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  ${describeProblem(p)}`).join('\n')}`, { problems: problems.length });
+        }
         yaml = rendered.resources.length > 0 ? rendered.yaml : '';
       } catch (error) {
         if (error instanceof ConfigError) throw invalid(`rendering ${payload.project} failed:\n${error.message.split(`${workspace.dir}/`).join('')}`, { problems: error.problems.length });

@@ -6,6 +6,10 @@
  * The log is kept in memory up to `SPILL_BYTES`, then in a temporary file: most steps print little,
  * and a step that prints nothing touches neither disk nor timer (a busy worker runs hundreds of
  * short steps a second). Nothing here blocks the event loop.
+ *
+ * With a masker (the step's resolved secrets), everything written is masked before it is kept:
+ * the masking stream keeps back an end that could begin a secret, so a secret split across two
+ * output chunks is masked too; what it kept back is written at finish().
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -14,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logPartKey } from '../domain/logs.ts';
 import type { ObjectStore } from '../engine/ports.ts';
+import type { Masker, MaskingStream } from '../lib/masker.ts';
 
 /** Above this, the log goes to a temporary file instead of memory. */
 export const SPILL_BYTES = 1024 * 1024;
@@ -30,9 +35,17 @@ export class StepLog {
   private timer: NodeJS.Timeout | undefined;
   private finishing = false;
 
-  constructor(private readonly objects: ObjectStore, readonly key: string, private readonly flushMs = 500) {}
+  private readonly masking: MaskingStream | undefined;
+
+  constructor(private readonly objects: ObjectStore, readonly key: string, private readonly flushMs = 500, masker?: Masker) {
+    this.masking = masker && !masker.empty ? masker.stream() : undefined;
+  }
 
   write(chunk: string | Buffer): void {
+    this.keep(this.masking ? this.masking.write(chunk.toString()) : chunk);
+  }
+
+  private keep(chunk: string | Buffer): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (bytes.length === 0) return;
     this.size += bytes.length;
@@ -70,7 +83,8 @@ export class StepLog {
   async finish(marker?: string): Promise<void> {
     this.finishing = true;
     clearInterval(this.timer);
-    if (marker) this.write(`${marker}\n`);
+    if (this.masking) this.keep(this.masking.end());
+    if (marker) this.keep(this.masking ? this.masking.write(`${marker}\n`) + this.masking.end() : `${marker}\n`);
     await this.flushing;
     const spill = this.spill;
     try {

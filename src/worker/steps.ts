@@ -1,7 +1,9 @@
 /**
  * Running one CI step on a worker machine: a `script` step with `/bin/sh -c <run>`, an `earthly`
  * step with `earthly <target>`, in the project's directory.
- * - Environment: the worker's own, then `options.env`, then the step's `env` (later wins).
+ * - Environment: the worker's own, then `options.env`, then the step's `env` (later wins). An
+ *   earthly step is given `--secret <NAME>` for each of `options.earthlySecrets` (Earthly then
+ *   reads the value from that variable, for `RUN --secret <NAME>`).
  * - Each step runs in its own process group. On timeout or cancellation the whole group gets
  *   SIGTERM, then SIGKILL after a grace period, so grandchildren (`sh -c "make test"` and what make
  *   starts) die too. Processes left behind in the group when the step's main process exits are
@@ -32,6 +34,8 @@ export interface RunStepOptions {
   cwd: string;
   /** Added to the base environment; the step's own `env` overrides it. */
   env?: Record<string, string>;
+  /** Variables (in `env`) an earthly step passes to Earthly as `--secret <NAME>` (the step's secrets). */
+  earthlySecrets?: string[];
   /** The environment to start from instead of the worker's own (workers pass a clean one). */
   baseEnv?: Record<string, string | undefined>;
   /** A limit from the caller (e.g. the phase's timeout); the smaller of this and `step.timeout` applies. */
@@ -135,7 +139,7 @@ export async function runStep(step: Step, options: RunStepOptions): Promise<Step
             'install Earthly on this worker (https://earthly.dev/get-earthly) and put it on PATH, or change the step to action: "script" with a run: command',
         );
       }
-      command = { file: earthly, args: [step.target] };
+      command = { file: earthly, args: [...(options.earthlySecrets ?? []).flatMap((name) => ['--secret', name]), step.target] };
       break;
     }
     default:

@@ -5,13 +5,13 @@
  */
 import { WORKER_TYPES, type JobType, type WorkerType } from '../domain/jobs.ts';
 import { invalid } from '../domain/errors.ts';
-import type { GitOpsWriter, JobConsumer, JobHandler, JobQueue, ObjectStore } from '../engine/ports.ts';
+import type { GitOpsWriter, JobConsumer, JobHandler, JobQueue, ObjectStore, SecretProviders } from '../engine/ports.ts';
 import { deploymentHandler } from './deployment-handler.ts';
 import type { GitWorkspaces } from './git-workspace.ts';
 import { ciHandler, discoveryHandler } from './handlers.ts';
 import type { InternalApi } from './internal-api.ts';
-import { artifactHandler, releaseHandler, type ReleaseRegistries } from './release-handlers.ts';
-import type { PublishDestination, Publisher } from '../engine/ports.ts';
+import { artifactHandler, releaseHandler, type ArtifactHandlerDeps, type ReleaseRegistries } from './release-handlers.ts';
+import type { StructuredLog } from '../lib/log.ts';
 
 export interface WorkerDeps {
   queue: JobQueue;
@@ -20,9 +20,13 @@ export interface WorkerDeps {
   objects: ObjectStore;
   flushMs?: number;
   /** Artifact and release workers: where images go, how they are signed, the publishers. */
-  releases?: { registries: ReleaseRegistries; publisherFor(destination: PublishDestination): Publisher; stagingRoot?: string };
+  releases?: { registries: ReleaseRegistries; publisherFor: ArtifactHandlerDeps['publisherFor']; stagingRoot?: string };
   /** Release workers: the GitOps repository deployment jobs commit to. */
   gitops?: GitOpsWriter;
+  /** Where step lines go (structured, with run/task/step ids). */
+  log?: StructuredLog;
+  /** Secret providers for steps' `secrets` and publishers' `credentials`; none = every reference fails. */
+  secrets?: SecretProviders;
 }
 
 export const SUPPORTED_WORKER_TYPES: WorkerType[] = ['discovery', 'ci', 'artifact', 'release'];
@@ -39,9 +43,9 @@ export async function startWorkers(deps: WorkerDeps, types: WorkerType[], concur
   }
   const handlers: Partial<Record<WorkerType, JobHandler>> = {
     discovery: discoveryHandler({ workspaces: deps.workspaces }),
-    ci: ciHandler({ api: deps.api, workspaces: deps.workspaces, objects: deps.objects, ...(deps.flushMs ? { flushMs: deps.flushMs } : {}) }),
+    ci: ciHandler({ api: deps.api, workspaces: deps.workspaces, objects: deps.objects, ...(deps.flushMs ? { flushMs: deps.flushMs } : {}), ...(deps.secrets ? { secrets: deps.secrets } : {}), ...(deps.log ? { log: deps.log } : {}) }),
     ...(releases ? {
-      artifact: artifactHandler({ workspaces: deps.workspaces, registries: releases.registries, publisherFor: releases.publisherFor, ...(releases.stagingRoot ? { stagingRoot: releases.stagingRoot } : {}) }),
+      artifact: artifactHandler({ workspaces: deps.workspaces, registries: releases.registries, publisherFor: releases.publisherFor, ...(releases.stagingRoot ? { stagingRoot: releases.stagingRoot } : {}), ...(deps.secrets ? { secrets: deps.secrets } : {}) }),
     } : {}),
     release: byJobType({
       ...(releases ? { release: releaseHandler({ workspaces: deps.workspaces, registries: releases.registries, api: deps.api }) } : {}),

@@ -60,9 +60,9 @@ describe.each(STORE_ADAPTERS)('platform endpoints on $name', (adapter) => {
       '/v1/approvals', '/v1/approvals/{id}', '/v1/approvals/{release_id}/{environment}', '/v1/audit', '/v1/auth/github',
       '/v1/deployments', '/v1/deployments/{environment}/{owner}/{name}/{project}', '/v1/deployments/{environment}/{owner}/{name}/{project}/history',
       '/v1/deployments/{environment}/{owner}/{name}/{project}/rollback-target', '/v1/deployments/{id}', '/v1/environments',
-      '/v1/events', '/v1/me', '/v1/projects', '/v1/release-builds', '/v1/release-builds/{id}', '/v1/releases', '/v1/releases/{owner}/{name}/{project}', '/v1/releases/{owner}/{name}/{project}/{ref}',
-      '/v1/releases/{owner}/{name}/{project}/{ref}/signatures',
-      '/v1/runs', '/v1/runs/{id}', '/v1/runs/{id}/release-builds', '/v1/runs/{id}/retry', '/v1/steps/{id}/logs', '/v1/steps/{id}/logs/index', '/v1/steps/{id}/logs/search',
+      '/v1/events', '/v1/job-replies', '/v1/me', '/v1/projects', '/v1/release-builds', '/v1/release-builds/{id}', '/v1/releases', '/v1/releases/{owner}/{name}/{project}', '/v1/releases/{owner}/{name}/{project}/{ref}',
+      '/v1/releases/{owner}/{name}/{project}/{ref}/signatures', '/v1/retention',
+      '/v1/runs', '/v1/runs/{id}', '/v1/runs/{id}/jobs', '/v1/runs/{id}/release-builds', '/v1/runs/{id}/retry', '/v1/steps/{id}/logs', '/v1/steps/{id}/logs/index', '/v1/steps/{id}/logs/search',
       '/v1/steps/{id}/status', '/v1/tasks/{id}/claim', '/v1/tasks/{id}/status',
       '/v1/webhooks/github',
     ]);

@@ -179,12 +179,15 @@ describe('forge env resolve against a bare GitOps repository', () => {
     const result = await envResolve(['dev', 'acme/shop', 'web', '--gitops', bare, '--resources', join(dir, 'renamed.yaml')]);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/Deployment\/webapp/);
-    expect(result.stdout).toMatch(/\n3 problems \(listed on stderr\)\n$/);
+    expect(result.stdout).toMatch(/\n5 problems \(listed on stderr\)\n$/);
     expect(result.stderr).toBe([
-      'forge env resolve: 3 problems',
+      'forge env resolve: 5 problems',
       '  environments/dev/acme/shop/web/env.yaml: spec.overrides.web: no XR named web in the release (XRs: app-secrets, app-settings, webapp, web-network, uploads, admin)',
       `  ${join(dir, 'renamed.yaml')}: Network/admin: spec.port: required; set it in the XR spec, a cluster default for Network or a per-project override`,
       `  ${join(dir, 'renamed.yaml')}: Deployment/webapp: spec.containers[0].env.S3_KEY.source: "repo-proj::connections/db/password": connections/ references are same-namespace only; only outputs/ may name another namespace (drop "repo-proj::")`,
+      // The Network target checks of the platform XRDs (src/config/xrd.ts), as forge validate makes them.
+      `  ${join(dir, 'renamed.yaml')}: Network/web-network: spec.workloadRef: no workload XR named web in this project (Deployment, Stateful, Job or CronJob XRs: webapp)`,
+      `  ${join(dir, 'renamed.yaml')}: Network/admin: spec.workloadRef: no workload XR named web in this project (Deployment, Stateful, Job or CronJob XRs: webapp)`,
       '',
     ].join('\n'));
   });

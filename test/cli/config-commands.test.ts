@@ -1,18 +1,19 @@
 /** `forge init | validate | discover | render` as a user runs them: the real binary, real CUE. */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { forge } from './cli-helpers.ts';
 
 const EXAMPLE = resolve('examples/monorepo');
+const XR_REPO = resolve('test/fixtures/xr-repo');
 const noCache = { FORGE_CACHE_DIR: 'off' };
 
 describe('forge validate / discover / render', () => {
   it('validates the example monorepo, in words and as JSON', async () => {
     const text = await forge(['validate', EXAMPLE], noCache);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^valid: .*examples\/monorepo: repo\.cue and 4 projects/);
+    expect(text.stdout).toMatch(/^valid: .*examples\/monorepo: repo\.cue and 4 projects, their deploy\.resources checked against the platform XRDs/);
     const json = await forge(['validate', EXAMPLE, '--json'], noCache);
     expect(JSON.parse(json.stdout)).toMatchObject({ valid: true, projects: expect.arrayContaining([{ name: 'api', path: 'services/api' }]) });
   });
@@ -28,6 +29,40 @@ describe('forge validate / discover / render', () => {
     const json = await forge(['validate', root, '--json'], noCache);
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toEqual({ valid: false, problems: [{ message: 'tagging.strategy must be one of "monorepo", "tag-all"; got "weekly"', file: join(root, '.forge', 'repo.cue'), line: 2, column: 20 }] });
+  });
+
+  it('checks deploy.resources against the platform XRDs: the XR fixture repository is clean', async () => {
+    const clean = await forge(['validate', XR_REPO, '--json'], noCache);
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ valid: true, projects: [{ name: 'reports' }, { name: 'shop' }] });
+  });
+
+  it('an invalid XR: every problem as file: Kind/name: field: message, exit 1; --json', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'forge-cli-xr-'));
+    cpSync(XR_REPO, root, { recursive: true });
+    const shop = join(root, 'services', 'shop', '.forge', 'project.cue');
+    writeFileSync(shop, readFileSync(shop, 'utf8')
+      .replace('replicas: 3', 'replica: 3')
+      .replace('"configs/shop-settings/features"', '"configs/shop-settings/flags"'));
+    const reports = join(root, 'services', 'reports', '.forge', 'project.cue');
+    writeFileSync(reports, readFileSync(reports, 'utf8').replace('schedule:          "0 3 * * *"', ''));
+    const text = await forge(['validate', root], noCache);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toBe('');
+    expect(text.stderr).toBe([
+      'forge: invalid deploy.resources (3 problems)',
+      '  services/reports/.forge/project.cue: CronJob/nightly: spec.schedule: required',
+      '  services/shop/.forge/project.cue: Deployment/web: spec.mounts[0].source: "configs/shop-settings/flags": ConfigMaps XR shop-settings declares no config flags (it has: main, features)',
+      '  services/shop/.forge/project.cue: Stateful/cache: spec.replica: unknown field (did you mean replicas?); spec has image, command, args, env, mounts, ports, resources, readinessProbe, livenessProbe, startupProbe, containers, serviceAccountName, replicas, podManagementPolicy, volumes',
+      '',
+    ].join('\n'));
+    const json = await forge(['validate', root, '--json'], noCache);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({ valid: false, problems: [
+      { file: 'services/reports/.forge/project.cue', xr: 'CronJob/nightly', field: 'spec.schedule', message: 'required' },
+      { file: 'services/shop/.forge/project.cue', xr: 'Deployment/web', field: 'spec.mounts[0].source', message: expect.stringContaining('declares no config flags') },
+      { file: 'services/shop/.forge/project.cue', xr: 'Stateful/cache', field: 'spec.replica', message: expect.stringMatching(/^unknown field \(did you mean replicas\?\)/) },
+    ] });
   });
 
   it('discovers with a git context: --branch and repeatable --tag', async () => {

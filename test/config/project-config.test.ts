@@ -57,6 +57,24 @@ describe('project.cue', () => {
     expect(problems.join('\n')).toMatch(/args/);
   });
 
+  it('takes secret references on steps (never values) and refuses bad ones with the step and entry', async () => {
+    const secrets = '[{provider: "aws", name: "ci/npm", key: "token", env: "NPM_TOKEN"}, {provider: "vault", path: "ci/github", key: "ssh_key", file: "ssh/id", optional: true}]';
+    const { config } = await loadProjectConfig(projectWith(VALID.replace('run: "npm run lint"}', `run: "npm run lint", secrets: ${secrets}}`)), repo);
+    expect(config.phases?.check?.steps[0]?.secrets).toEqual([
+      { provider: 'aws', name: 'ci/npm', key: 'token', env: 'NPM_TOKEN' },
+      { provider: 'vault', path: 'ci/github', key: 'ssh_key', file: 'ssh/id', optional: true },
+    ]);
+    const bad = '[{provider: "gcp", name: "x", env: "X"}, {provider: "file", path: "../../etc/shadow", env: "Y"}, {provider: "env", name: "FORGE_GIT_TOKEN", env: "Z"}]';
+    const problems = await problemsOf(projectWith(VALID.replace('run: "npm run lint"}', `run: "npm run lint", secrets: ${bad}}`)));
+    expect(problems.join('\n')).toMatch(/provider/);
+    const badPaths = '[{provider: "file", path: "../../etc/shadow", env: "Y"}, {provider: "env", name: "FORGE_GIT_TOKEN", env: "Z"}, {provider: "aws", name: "ci/x"}]';
+    expect(await problemsOf(projectWith(VALID.replace('run: "npm run lint"}', `run: "npm run lint", secrets: ${badPaths}}`)))).toEqual([
+      'phases.check.lint.secrets[0].path: "../../etc/shadow" must be relative to the secrets dir, without empty, "." or ".." segments',
+      'phases.check.lint.secrets[1].name: FORGE_GIT_TOKEN is the worker\'s own setting or credential, not a secret for steps; give the secret a name of its own (e.g. NPM_TOKEN)',
+      'phases.check.lint.secrets[2]: say where aws:ci/x goes with env: "<VARIABLE>" or file: "<name>" (one of them)',
+    ]);
+  });
+
   it('4. refuses a phase repo.cue does not define, listing the defined phases', async () => {
     const problems = await problemsOf(projectWith(VALID.replace('test: steps', 'integration: steps')));
     expect(problems).toEqual(['phases.integration: phase "integration" is not defined in repo.cue; defined phases: build, check, test']);

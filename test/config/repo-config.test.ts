@@ -90,6 +90,15 @@ describe('repo.cue', () => {
     expect(await problemsOf(repoWith('repo.cue', VALID.replace('timeout: "10m"', 'timeout: "10m", retries: 3')))).toEqual(['phases.test.retries: field not allowed; allowed here: group, description, timeout, required']);
   });
 
+  it('takes publishers\' credentials as secret references and refuses bad ones, naming the publisher', async () => {
+    const { config } = await loadRepoConfig(repoWith('repo.cue', VALID.replace('namespace: "acme"}', 'namespace: "acme", credentials: {provider: "aws", name: "publishers/docker/ecr-credentials"}}')));
+    expect(config.publishers?.registry?.credentials).toEqual({ provider: 'aws', name: 'publishers/docker/ecr-credentials' });
+    expect(await problemsOf(repoWith('repo.cue', VALID.replace('namespace: "acme"}', 'namespace: "acme", credentials: {provider: "vault", path: "/abs", password: "hunter2"}}')))).toEqual([
+      'publishers.registry.credentials: password is not a field of a vault secret; its fields are path, key, mount, version',
+      'publishers.registry.credentials.path: "/abs" must be a KV path without a leading "/" and without empty, "." or ".." segments',
+    ]);
+  });
+
   it('says when a directory is not a Forge repository', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'forge-repo-'));
     expect(await problemsOf(empty)).toEqual([`not a Forge repository: no .forge/repo.cue (or repo.json, repo.yaml) in ${empty}`]);

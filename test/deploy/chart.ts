@@ -10,7 +10,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import {
-  CLIENT_SETTINGS, CONFIG_SETTINGS, EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, WORKER_SETTINGS, type SettingSpec,
+  CLIENT_SETTINGS, CONFIG_SETTINGS, EXECUTION_SETTINGS, GITHUB_SETTINGS, SERVER_SETTINGS, TELEMETRY_SETTINGS, WORKER_METRICS_SETTINGS, WORKER_SETTINGS, type SettingSpec,
 } from '../../src/settings/settings.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,9 +34,9 @@ export function templateFiles(): { name: string; text: string }[] {
 const envs = (specs: Record<string, SettingSpec>) => Object.values(specs).map((spec) => spec.env);
 
 /** Variables `forge server` reads (README "Settings"). */
-export const SERVER_ENV = new Set([...envs(SERVER_SETTINGS), ...envs(EXECUTION_SETTINGS), ...envs(GITHUB_SETTINGS)]);
+export const SERVER_ENV = new Set([...envs(SERVER_SETTINGS), ...envs(EXECUTION_SETTINGS), ...envs(GITHUB_SETTINGS), ...envs(TELEMETRY_SETTINGS)]);
 /** Variables `forge worker` reads. */
-export const WORKER_ENV = new Set([...envs(WORKER_SETTINGS), ...envs(EXECUTION_SETTINGS)]);
+export const WORKER_ENV = new Set([...envs(WORKER_SETTINGS), ...envs(EXECUTION_SETTINGS), ...envs(WORKER_METRICS_SETTINGS), ...envs(TELEMETRY_SETTINGS)]);
 /** Every Forge setting of any command. */
 export const FORGE_ENV = new Set([...SERVER_ENV, ...WORKER_ENV, ...envs(CLIENT_SETTINGS), ...envs(CONFIG_SETTINGS)]);
 /**

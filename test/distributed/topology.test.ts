@@ -196,7 +196,17 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     const runs = await test.db.selectFrom('pipeline_runs').select(['id', 'status', 'error_message']).execute();
     expect(runs).toHaveLength(RUNS);
     expect(new Set(ids).size).toBe(RUNS);
-    expect(runs.filter((r) => r.status !== 'success')).toEqual([]);
+    const failed = runs.filter((r) => r.status !== 'success');
+    if (failed.length > 0) {
+      // What failed them: their tasks' and steps' errors, and the processes' last lines.
+      const why = await test.db.selectFrom('task_executions as t').innerJoin('phase_executions as p', 'p.id', 't.phase_execution_id')
+        .leftJoin('step_executions as s', 's.task_execution_id', 't.id')
+        .select(['p.pipeline_run_id', 't.project_name', 't.status', 't.error', 't.attempt', 's.step_name', 's.status as step_status', 's.exit_code'])
+        .where('p.pipeline_run_id', 'in', failed.map((r) => r.id)).where('t.status', '!=', 'success').execute();
+      console.log(JSON.stringify({ failed, why }, null, 1));
+      console.log([...servers, ...workers].map((p) => p.output().split('\n').slice(-40).join('\n')).join('\n'));
+    }
+    expect(failed).toEqual([]);
 
     // pipeline.run.completed once per run.
     const completed = await test.db.selectFrom('event_outbox')

@@ -32,6 +32,7 @@ describe.skipIf(postgresAdapter.unavailable !== undefined)('two dispatchers on o
       openInbox: (handler) => queue.openInbox(handler),
       consume: (type, handler) => queue.consume(type, handler),
       broadcastCancel: (runId, reason) => queue.broadcastCancel(runId, reason),
+      lag: () => queue.lag(),
       close: () => queue.close(),
       async publish(message, dedupeId) {
         published.push(message.id);

@@ -101,6 +101,38 @@ for (const backend of backends) {
       return { replies, job, inbox };
     }
 
+    it('reports each stream\'s lag: jobs not taken, taken and unacked, the oldest one\'s age; nothing once all are done', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      const artifactLag = async () => {
+        const all = await q.lag();
+        expect(all).toHaveLength(4);
+        return all.find((lag) => lag.stream.endsWith('pipeline-artifacts'))!;
+      };
+      expect(await artifactLag()).toEqual(expect.objectContaining({ pending: 0, unacked: 0, oldestAgeMs: null }));
+      const jobs = [d.job('artifact'), d.job('artifact'), d.job('artifact')];
+      for (const job of jobs) await q.publish(job, job.id);
+      await sleep(50);
+      const waiting = await artifactLag();
+      expect(waiting).toMatchObject({ pending: 3, unacked: 0 });
+      expect(waiting.oldestAgeMs).toBeGreaterThanOrEqual(40);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const started: string[] = [];
+      const c = await q.consume('artifact', async ({ job }) => {
+        started.push(job.id);
+        await gate;
+        return {};
+      }, { concurrency: 1 });
+      await until(() => started.length === 1);
+      expect(await artifactLag()).toMatchObject({ pending: 2, unacked: 1 });
+      release();
+      await until(() => d.replies.length === 3);
+      await sleep(100); // the last ack reaches the server after the reply
+      expect(await artifactLag()).toEqual(expect.objectContaining({ pending: 0, unacked: 0, oldestAgeMs: null }));
+      await c.stop();
+    });
+
     it('routes each job type to its worker type (deployment to release workers) and refuses unknown types', async () => {
       const q = await connect();
       const d = await dispatcher(q);

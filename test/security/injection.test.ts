@@ -50,6 +50,7 @@ const SAMPLES: Record<string, () => Json> = {
   tracking_oci_digest: () => `sha256:${'a'.repeat(64)}`, oci_digest: () => `sha256:${'b'.repeat(64)}`, justification: () => 'ok',
   freeze_override_reason: () => 'incident', error: () => 'boom', logs_s3_key: () => 'pipeline-runs/x/logs/check/api/lint.log',
   token: () => 'not-a-jwt', audience: () => 'forge', q: () => 'needle', ref: () => '1', owner: () => 'acme', id: uuid, release_id: uuid,
+  job_id: uuid, code: () => 'internal_error', message: () => 'boom', result_key: () => 'pipeline-runs/x/results/ci/y.json',
 };
 
 const isType = (schema: Schema, type: string) => schema.type === type || (Array.isArray(schema.type) && schema.type.includes(type));

@@ -245,6 +245,8 @@ describe('a platform token from the GitHub Actions exchange acts for its reposit
       ['task status', 'PUT', `/v1/tasks/${uuid()}/status`, { status: 'success' }],
       ['step status', 'PUT', `/v1/steps/${uuid()}/status`, { status: 'success', exit_code: 0 }],
       ['task claim', 'POST', `/v1/tasks/${uuid()}/claim`, undefined],
+      ['stage jobs (Argo dispatcher pods)', 'POST', `/v1/runs/${uuid()}/jobs`, { stage: 'ci' }],
+      ['job reply (Argo dispatcher pods)', 'POST', '/v1/job-replies', { job_id: uuid(), type: 'ci', run_id: uuid(), run_attempt: 1, ok: true, delivery: 1 }],
       ['deployment', 'POST', '/v1/deployments', { release_id: uuid(), environment: 'production' }],
       ['cancel', 'DELETE', `/v1/runs/${uuid()}`, undefined],
     ] as const) {

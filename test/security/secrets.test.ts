@@ -6,6 +6,9 @@
  * token and whose GitHub notifier fails with the GitHub token. Afterwards no canary (nor its Base64
  * form) is in the process's output, in what GET /v1/events streamed, in any row of the database, in
  * /metrics, or in any file of the data dir. Settings refused at start-up do not echo a secret either.
+ * The step also takes secrets from every provider (env, file, aws through a Secrets Manager peer,
+ * vault through a KV v2 peer) and prints them: its log holds *** instead, and those canaries (and
+ * the Vault token) are nowhere either.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
@@ -19,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDevIssuer } from '../../src/auth/dev-issuer.ts';
 import { seedRepository } from '../../src/worker/git-workspace.ts';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http.ts';
+import { startAwsSecretsPeer, startVaultPeer, type SecretPeer } from '../helpers/secret-peers.ts';
 import { postgresAdapter, type TestStore } from '../helpers/stores.ts';
 import { dumpRows } from './support.ts';
 
@@ -47,6 +51,9 @@ describe('secrets in a running forge server', () => {
   let gitHttp: GitHttpServer;
   let github: Server;
   let githubSawToken = false;
+  let aws: SecretPeer;
+  let vault: SecretPeer;
+  let secretsDir: string;
   let child: ChildProcess;
   let output = '';
   let url = '';
@@ -58,6 +65,12 @@ describe('secrets in a running forge server', () => {
     clientSecret: canary('client-secret'),
     database: canary('database-password'),
     bearer: canary('bearer'),
+    // Secrets of the secret providers, and the step secrets they hold.
+    vaultToken: canary('vault-token'),
+    stepEnv: canary('step-env'),
+    stepFile: canary('step-file'),
+    stepAws: canary('step-aws'),
+    stepVault: canary('step-vault'),
   };
   let workerToken = '';
   let userToken = '';
@@ -72,8 +85,21 @@ describe('secrets in a running forge server', () => {
     mkdirSync(join(source, '.forge'), { recursive: true });
     mkdirSync(join(source, 'svc', '.forge'), { recursive: true });
     writeFileSync(join(source, '.forge', 'repo.cue'), 'forgeVersion: "0.1.0"\ntagging: strategy: "monorepo"\nphases: {\n\tcheck: { group: 1 }\n}\n');
-    // The step prints its whole environment into its log: nothing of the server's may be in it.
-    writeFileSync(join(source, 'svc', '.forge', 'project.yaml'), 'name: svc\nphases:\n  check:\n    steps:\n      - name: env\n        action: script\n        run: env\n');
+    // The step prints its whole environment into its log: nothing of the server's may be in it, and
+    // its secrets (from every provider) only as ***.
+    writeFileSync(join(source, 'svc', '.forge', 'project.yaml'), [
+      'name: svc', 'phases:', '  check:', '    steps:', '      - name: env', '        action: script', '        run: env; cat "$FORGE_SECRET_FILES/key"',
+      '        secrets:',
+      '          - {provider: env, name: NPM_TOKEN, env: NODE_AUTH_TOKEN}',
+      '          - {provider: file, path: npm/token, env: FILE_TOKEN}',
+      '          - {provider: aws, name: ci/deploy, key: token, env: DEPLOY_TOKEN}',
+      '          - {provider: vault, path: ci/github, key: ssh_key, file: key}', '',
+    ].join('\n'));
+    secretsDir = mkdtempSync(join(tmpdir(), 'forge-security-secrets-dir-'));
+    mkdirSync(join(secretsDir, 'npm'));
+    writeFileSync(join(secretsDir, 'npm', 'token'), secrets.stepFile);
+    aws = await startAwsSecretsPeer({ 'ci/deploy': JSON.stringify({ token: secrets.stepAws }) });
+    vault = await startVaultPeer(secrets.vaultToken, { 'secret/ci/github': { ssh_key: secrets.stepVault } });
     const { commitSha } = await seedRepository({ bareDir: join(gitRoot, 'repos', 'acme', 'shop.git'), sourceDir: source });
     gitHttp = await startGitHttpServer(join(gitRoot, 'repos'), { user: 'x-access-token', password: secrets.git });
     // A GitHub API that refuses the token: the notifier's failures carry GitHub's answer and the request.
@@ -99,6 +125,9 @@ describe('secrets in a running forge server', () => {
       FORGE_GITHUB_WEBHOOK_SECRET: secrets.webhook, FORGE_GITHUB_TOKEN: secrets.github,
       FORGE_GITHUB_API_URL: `http://127.0.0.1:${(github.address() as AddressInfo).port}`,
       FORGE_GITHUB_REPOSITORIES: 'acme/shop', FORGE_RATE_LIMITS: 'off',
+      NPM_TOKEN: secrets.stepEnv, FORGE_SECRETS_DIR: secretsDir,
+      FORGE_AWS_SECRETS_ENDPOINT: aws.url, FORGE_AWS_SECRETS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIATESTPEER', AWS_SECRET_ACCESS_KEY: 'test-peer-secret',
+      FORGE_VAULT_ADDR: vault.url, FORGE_VAULT_TOKEN: secrets.vaultToken,
     };
     child = spawn(process.execPath, [FORGE_BIN, 'server'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
@@ -163,6 +192,9 @@ describe('secrets in a running forge server', () => {
     if (child && child.exitCode === null) child.kill('SIGKILL');
     await gitHttp?.stop();
     await new Promise((resolve) => (github ? github.close(resolve) : resolve(undefined)));
+    await aws?.close();
+    await vault?.close();
+    if (secretsDir) rmSync(secretsDir, { recursive: true, force: true });
     await test?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     if (gitRoot) rmSync(gitRoot, { recursive: true, force: true });
@@ -197,6 +229,13 @@ describe('secrets in a running forge server', () => {
     const files = filesUnder(dataDir);
     // The step ran `env`: its log is there, and holds nothing of the server's environment.
     expect(files.some((f) => f.text.includes('FORGE_RUN_ID='))).toBe(true);
+    // …and its secrets, resolved from every provider, as ***.
+    const stepLog = files.find((f) => f.text.includes('FORGE_RUN_ID='))!.text;
+    for (const variable of ['NODE_AUTH_TOKEN=***', 'FILE_TOKEN=***', 'DEPLOY_TOKEN=***']) expect(stepLog).toContain(variable);
+    expect(stepLog).toMatch(/FORGE_SECRET_FILES=\S+\n/);
+    expect(stepLog.trimEnd().endsWith('***')).toBe(true); // the vault secret, cat from its file
+    expect(aws.asked).toEqual(['ci/deploy']);
+    expect(vault.asked).toEqual(['secret/ci/github']);
     expect(files.filter((f) => leaks(f.text).length > 0).map((f) => `${f.path}: ${leaks(f.text).join(', ')}`)).toEqual([]);
     expect(files.some((f) => f.text.includes('FORGE_WORKER_TOKEN') || f.text.includes('FORGE_GIT_TOKEN'))).toBe(false);
   });
@@ -213,6 +252,9 @@ describe('secrets in settings refused at start-up', () => {
       { NATS_URL: `http://forge:${secret}@nats.example.com:4222` },
       { FORGE_S3_ENDPOINT: `ftp://key:${secret}@s3.example.com` },
       { FORGE_REGISTRY_PASSWORD: secret },
+      { FORGE_VAULT_TOKEN: secret },
+      { FORGE_VAULT_ADDR: `https://forge:${secret}@vault.example.com`, FORGE_VAULT_TOKEN: 'x' },
+      { FORGE_AWS_SECRETS_ENDPOINT: `https://key:${secret}@secretsmanager.example.com` },
     ];
     for (const extra of cases) {
       const dataDir = mkdtempSync(join(tmpdir(), 'forge-security-settings-'));
@@ -229,5 +271,5 @@ describe('secrets in settings refused at start-up', () => {
         rmSync(dataDir, { recursive: true, force: true });
       }
     }
-  });
+  }, 120_000); // ten `forge server` starts, each refused; slow when the machine is busy
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { logPartsPrefix } from '../../src/domain/logs.ts';
 import { createFileObjectStore } from '../../src/store/object-store.files.ts';
+import { Masker } from '../../src/lib/masker.ts';
 import { SPILL_BYTES, StepLog } from '../../src/worker/step-log.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'forge-steplog-'));
@@ -48,5 +49,20 @@ describe('StepLog', () => {
     expect(stored?.size).toBe(lines * line.length);
     expect(stored?.body.toString('utf8', 0, 2048)).toBe(line + line);
     expect(leftovers()).toEqual(before);
+  });
+
+  it('masks secrets in parts and in the whole log, also split across writes and flushes, and in the marker', async () => {
+    const secret = 'canary-steplog-8d1f0c2a';
+    const log = new StepLog(objects, 'logs/masked.log', 60_000, new Masker([secret]));
+    log.write(`token=${secret.slice(0, 10)}`);
+    await log.flush(); // the start of the secret is kept back: nothing of it goes up
+    log.write(`${secret.slice(10)}\nlast: ${secret.slice(0, 5)}`);
+    await log.flush();
+    const parts = await Promise.all((await objects.list(logPartsPrefix('logs/masked.log'))).map((p) => text(p.key)));
+    expect(parts.join('')).toBe('token=***\nlast: ');
+    await log.finish(`--- step failed: exited with ${secret}`);
+    const whole = await text('logs/masked.log');
+    expect(whole).toBe(`token=***\nlast: ${secret.slice(0, 5)}--- step failed: exited with ***\n`);
+    expect(whole).not.toContain(secret);
   });
 });

@@ -268,6 +268,15 @@ describe('runStep: earthly steps', () => {
     expect(findExecutable('earthly', `${tempDir()}${delimiter}${bin}`, cwd)).toBe(join(bin, 'earthly'));
   });
 
+  it('passes the step\'s secret variables to Earthly as --secret <NAME> (the value stays in the environment)', async () => {
+    const dir = tempDir('forge-fake-earthly-');
+    writeFileSync(join(dir, 'earthly'), '#!/bin/sh\necho "fake earthly: $*"\necho "NPM_TOKEN set: ${NPM_TOKEN:+yes}"\n');
+    chmodSync(join(dir, 'earthly'), 0o755);
+    const { outcome, stdout } = await run(earthlyStep, { env: { PATH: dir, NPM_TOKEN: 'canary-npm', DEPLOY_KEY: 'canary-deploy' }, earthlySecrets: ['NPM_TOKEN', 'DEPLOY_KEY'] });
+    expect(outcome.status).toBe('success');
+    expect(stdout).toBe('fake earthly: --secret NPM_TOKEN --secret DEPLOY_KEY +test\nNPM_TOKEN set: yes\n');
+  });
+
   it('fails clearly when an earthly step has no target', async () => {
     const { outcome } = await run({ name: 'image', action: 'earthly' }, { env: { PATH: fakeEarthly() } });
     expect(outcome.status).toBe('failed');

@@ -57,8 +57,10 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
         if (!next.complete) timer = setTimeout(load, POLL_MS);
       } catch (e) {
         if (stopped) return;
-        setError(e instanceof ApiError ? e : new ApiError(0, 'client_error', String(e)));
-        timer = setTimeout(load, POLL_MS * 3);
+        const failure = e instanceof ApiError ? e : new ApiError(0, 'client_error', String(e));
+        setError(failure);
+        // 410: the retention job deleted the log; it will not come back.
+        if (failure.code !== 'gone') timer = setTimeout(load, POLL_MS * 3);
       }
     };
     void load();
@@ -260,7 +262,7 @@ export function LogViewer({ stepId, stepStatus, runStatus }: { stepId: string; s
         </div>
         {index && lines === 0 && <p className="log-empty">{index.complete ? 'This step wrote no output.' : stepStatus === 'pending' ? 'Waiting for the step to start…' : 'Waiting for output…'}</p>}
       </div>
-      <ErrorBanner error={search.error ?? error} title={error && !search.error ? 'Log not updating; retrying' : undefined} />
+      <ErrorBanner error={search.error ?? error} title={error && !search.error ? (error.code === 'gone' ? 'Log expired' : 'Log not updating; retrying') : undefined} />
       {search.result && matches.length > 0 && (
         <details className="match-list">
           <summary>All matches ({matches.length}{search.result.truncated ? ', first 1,000 shown' : ''})</summary>

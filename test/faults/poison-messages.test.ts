@@ -14,11 +14,13 @@
  *   MAX_DELIVERIES advisory, dead-letters the job, takes it off the work queue and answers the run
  *   with dead_lettered, so the run fails at once instead of at its 30-minute job timeout.
  *
- * One job at a time per worker: a job running beside a worker-killing one dies with it and comes
- * back (a delivery spent), and one that shares that worker on all its deliveries is dead-lettered
- * too (JetStream cannot tell the culprit from a bystander; decision 123). With two jobs per worker
- * eight runs of this test passed, each with one ordinary job redelivered, but one run under heavier
- * load failed for a reason not captured; with one job per worker no job is a bystander.
+ * One job at a time per worker, and discovery and CI jobs on separate worker processes: a job
+ * running beside a worker-killing one dies with it and comes back (a delivery spent), and one that
+ * shares that worker on all its deliveries is dead-lettered too (JetStream cannot tell the culprit
+ * from a bystander; decision 123). A worker taking both types once ran the missing repository's
+ * third discovery delivery beside the killer's CI job and died with it, so that run was
+ * dead-lettered instead of failing with discovery_failed (a CI run under load); with one job per
+ * process no job is a bystander.
  *
  * Pass: the dead-letter stream holds exactly the three poisons with their reasons and delivery
  * counts; the two poisoned runs are failed with their error codes; the six ordinary runs succeed
@@ -76,19 +78,19 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const spawnWorker = () => {
-    const name = `worker-${workers.length}`;
-    const worker = spawnWorkerProcess(name, workerEnv({ name, natsUrl: TEST_NATS_URL, apiUrl: running.url, dataDir, namespace, ackWait: ACK_WAIT, concurrency: 1, logLevel: 'warn' }));
+  const spawnWorker = (type: 'discovery' | 'ci') => {
+    const name = `worker-${workers.length}-${type}`;
+    const worker = spawnWorkerProcess(name, workerEnv({ name, natsUrl: TEST_NATS_URL, apiUrl: running.url, dataDir, namespace, ackWait: ACK_WAIT, concurrency: 1, logLevel: 'warn' }), [type]);
     workers.push(worker);
-    return worker;
+    return { type, worker };
   };
-  /** Keeps two workers alive, as Kubernetes would restart a crashed pod. */
+  /** Keeps one discovery and two CI workers alive, as Kubernetes would restart a crashed pod. */
   const supervise = async () => {
-    let alive = [spawnWorker(), spawnWorker()];
+    let alive = [spawnWorker('discovery'), spawnWorker('ci'), spawnWorker('ci')];
     while (supervising) {
-      const dead = alive.filter((w) => w.ended());
+      const dead = alive.filter((w) => w.worker.ended());
       deaths += dead.length;
-      alive = [...alive.filter((w) => !w.ended()), ...dead.map(() => spawnWorker())];
+      alive = [...alive.filter((w) => !w.worker.ended()), ...dead.map((w) => spawnWorker(w.type))];
       await sleep(100);
     }
   };

@@ -123,7 +123,7 @@ worker.action(async (flags: Record<string, unknown>) => {
   onSignals(() => running.close());
 });
 
-const dispatch = program.command('dispatch').description('what an Argo Workflow node runs: publish a stage of a run (discovery, ci, artifact, release) on NATS with a reply inbox, wait for the replies, exit 0 on success, 1 on failure or timeout')
+const dispatch = program.command('dispatch').description('what an Argo Workflow node runs: publish a stage of a run (discovery, ci, artifact, release, deployment) on NATS with a reply inbox, wait for the replies, exit 0 on success, 1 on failure or timeout')
   .addHelpText('after', [
     `\nSettings (environment variable, flag):\n${describeSettings(DISPATCH_SETTINGS)}`,
     `\nExecution (shared with \`forge worker\`):\n${describeSettings(EXECUTION_SETTINGS)}`,

@@ -32,10 +32,10 @@ export const STREAMS: Record<WorkerType, StreamSpec> = {
 
 /**
  * What one `forge dispatch` (an Argo Workflow node) runs of a pipeline run, in Workflow order:
- * discovery, the phase groups' CI jobs, the release builds' artifact jobs, their release jobs.
- * Deployment jobs are not a stage of a run: the API dispatches them per target (decision 150).
+ * discovery, the phase groups' CI jobs, the release builds' artifact jobs, their release jobs, and
+ * the deployment jobs of the environments the new releases deploy to by themselves (decision 207).
  */
-export const DISPATCH_STAGES = ['discovery', 'ci', 'artifact', 'release'] as const;
+export const DISPATCH_STAGES = ['discovery', 'ci', 'artifact', 'release', 'deployment'] as const;
 export type DispatchStage = (typeof DISPATCH_STAGES)[number];
 
 export function isJobType(value: string): value is JobType {

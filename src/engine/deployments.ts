@@ -199,18 +199,46 @@ export type DeploymentClaim =
   | { kind: 'dispatch'; payload: DeploymentJobPayload }
   | { kind: 'failed'; deployment: Deployment };
 
+/** Who asks for a target's next deployment (decision 207). */
+export interface ClaimOptions {
+  /** A run's Workflow `deployment` node: only these deployments (the run's), and only when one is the target's next. */
+  only?: ReadonlySet<string>;
+  /**
+   * The API's dispatcher under Argo Workflows: a run's auto-deploy is its Workflow's to publish; the
+   * API takes it only once it has waited a whole `timeoutMs` since it was requested, undispatched.
+   */
+  leaveToWorkflows?: boolean;
+}
+
+/** The actor of the deployments a new release requests by itself (auto-deploy). */
+export const AUTO_DEPLOY_ACTOR = 'forge-release';
+
+/** Whether a deployment is a run's auto-deploy, published by that run's Argo Workflow (its `deployment` node). */
+async function workflowDeploys(tx: Repos, d: Deployment): Promise<boolean> {
+  if (d.deployed_by !== AUTO_DEPLOY_ACTOR) return false;
+  const release = await tx.getRelease(d.release_id);
+  const run = release?.pipeline_run_id ? await tx.getRun(release.pipeline_run_id) : undefined;
+  return run?.argo_workflow_name != null;
+}
+
 /**
  * The dispatcher's step for one target: when no deployment of it is in flight, claims the oldest
  * pending one (marks it dispatched) and returns the job payload. A deployment in flight past
  * `timeoutMs` is claimed again (the job looks for its own commit first) until MAX_DEPLOYMENT_ATTEMPTS.
- * A deployment whose approvals lapsed while it waited is failed here, before any commit.
+ * A deployment whose approvals lapsed while it waited is failed here, before any commit. Whoever
+ * claims (the API's dispatcher or a Workflow's deployment node) publishes; one lock per target
+ * keeps one deployment in flight per target either way.
  */
-export async function claimNextDeployment(ctx: EngineContext, target: Pick<Deployment, 'environment' | 'repository' | 'project'>, timeoutMs: number): Promise<DeploymentClaim> {
+export async function claimNextDeployment(ctx: EngineContext, target: Pick<Deployment, 'environment' | 'repository' | 'project'>, timeoutMs: number, options: ClaimOptions = {}): Promise<DeploymentClaim> {
   const now = ctx.clock.now();
   const claimed = await ctx.store.transaction(async (tx): Promise<DeploymentClaim | { kind: 'claimed'; deployment: Deployment }> => {
     await tx.lock(`deploy:${deploymentTarget(target)}`);
     const [first] = await tx.listPendingDeployments(target.environment, target.repository, target.project);
     if (!first) return { kind: 'idle' };
+    if (options.only && !options.only.has(first.id)) return { kind: 'busy', deployment: first };
+    if (first.dispatched_at === null && options.leaveToWorkflows && now.getTime() - first.deployed_at.getTime() <= timeoutMs && await workflowDeploys(tx, first)) {
+      return { kind: 'busy', deployment: first };
+    }
     if (first.dispatched_at !== null) {
       if (now.getTime() - first.dispatched_at.getTime() <= timeoutMs) return { kind: 'busy', deployment: first };
       if (first.attempts >= MAX_DEPLOYMENT_ATTEMPTS) {

@@ -26,7 +26,7 @@ import {
   cancelRunReleaseBuilds, failReleaseBuild, hasReleasePhase, markBuildDispatched, recordArtifactOutcome, startRunReleases, type BuildDiscoveryPayload,
 } from './release-builds.ts';
 import { claimNextDeployment, deploymentTarget } from './deployments.ts';
-import { applyJobReply, artifactJobs, ciJob, discoveryJob, draft, ignoreConflict, releaseJob, taskTimeout, toMessage, type JobDraft } from './run-jobs.ts';
+import { applyJobReply, artifactJobs, ciJob, deploymentJob, discoveryJob, draft, ignoreConflict, releaseJob, taskTimeout, toMessage, type JobDraft } from './run-jobs.ts';
 
 export interface DispatcherOptions {
   queue: JobQueue;
@@ -79,18 +79,13 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   async function reconcileDeployments(target: Deployment): Promise<void> {
     await perRun.run(`deploy:${deploymentTarget(target)}`, async () => {
       for (;;) {
-        const claim = await claimNextDeployment(ctx, target, timeouts.deployment);
+        // Under Argo a run's auto-deploy is its Workflow's deployment node's to publish (decision 207).
+        const claim = await claimNextDeployment(ctx, target, timeouts.deployment, { leaveToWorkflows: options.orchestrator !== undefined });
         if (claim.kind === 'failed') {
           log(`deployment ${claim.deployment.id} failed: ${claim.deployment.error ?? ''}`);
           continue;
         }
-        if (claim.kind === 'dispatch') {
-          const { payload } = claim;
-          const attempt = payload.check_existing ? 2 : 1;
-          const now = ctx.clock.now();
-          const msgId = `deployment-${payload.deployment_id}-${now.getTime() + timeouts.deployment}`;
-          await publish(draft('deployment', payload.deployment_id, payload.deployment_id, attempt, payload, now, timeouts.deployment, msgId));
-        }
+        if (claim.kind === 'dispatch') await publish(deploymentJob(claim.payload, ctx.clock.now(), timeouts));
         return;
       }
     });

@@ -142,6 +142,8 @@ export interface Repos {
   listPendingDeployments(environment: string, repository: string, project: string): Promise<Deployment[]>;
   /** The oldest pending deployment of each target (the dispatcher's sweep). */
   listPendingDeploymentIds(limit: number): Promise<string[]>;
+  /** Every deployment of these releases, oldest first. */
+  listDeploymentsOfReleases(releaseIds: readonly string[]): Promise<Deployment[]>;
   /**
    * The release a rollback returns to: of the releases once active in the target (deployments now
    * superseded, with a pointer commit), the highest-numbered one below `belowNumber`.

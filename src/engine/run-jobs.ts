@@ -6,16 +6,19 @@
  * way a reply is applied by the same code, so the run moves exactly as it does without Argo.
  *
  * Stages of a run, in Workflow order: discovery → ci (phase groups in order, one group's tasks in
- * parallel) → artifact (every artifact of every release build) → release (one job per build).
+ * parallel) → artifact (every artifact of every release build) → release (one job per build) →
+ * deployment (the auto-deploys of the run's new releases, each in its target's turn).
  * A stage answers `dispatch` (jobs to publish and/or replies to wait for), `done` or `failed`.
  */
 import { conflict, invalid, isForgeError, notFound } from '../domain/errors.ts';
-import type { PhaseExecution, PipelineRun, ReleaseBuild, StepExecution, TaskExecution } from '../domain/entities.ts';
+import type { Deployment, PhaseExecution, PipelineRun, ReleaseBuild, StepExecution, TaskExecution } from '../domain/entities.ts';
 import { JOB_TIMEOUTS_MS, type DispatchStage, type JobMessage, type JobReply, type JobType } from '../domain/jobs.ts';
 import { isExecutionTerminal, isReleaseBuildTerminal, isRunTerminal } from '../domain/statuses.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { EngineContext } from './context.ts';
-import { completeDeployment, failDeployment, type DeploymentJobResult } from './deployments.ts';
+import {
+  AUTO_DEPLOY_ACTOR, claimNextDeployment, completeDeployment, failDeployment, type DeploymentJobPayload, type DeploymentJobResult,
+} from './deployments.ts';
 import type { ObjectStore } from './ports.ts';
 import {
   artifactResults, autoDeploy, failReleaseBuild, hasReleasePhase, markBuildDispatched, recordArtifactOutcome, recordBuildPlan, recordReleaseOutcome,
@@ -114,6 +117,13 @@ export function releaseJob(build: ReleaseBuild, now: Date, timeouts: JobTimeouts
   return draft('release', build.id, build.pipeline_run_id ?? build.id, build.run_attempt ?? 1, payload, now, timeouts.release, `release-${build.id}`);
 }
 
+/** The job of a claimed deployment; attempt 2 and on look for their own pointer commit first. */
+export function deploymentJob(payload: DeploymentJobPayload, now: Date, timeouts: JobTimeouts): JobDraft {
+  const attempt = payload.check_existing ? 2 : 1;
+  const msgId = `deployment-${payload.deployment_id}-${now.getTime() + timeouts.deployment}`;
+  return draft('deployment', payload.deployment_id, payload.deployment_id, attempt, payload, now, timeouts.deployment, msgId);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replies
 
@@ -182,7 +192,7 @@ async function applyBuildReply(ctx: EngineContext, reply: JobReply, deps: ReplyD
     const result = reply.ok ? (await resultOf(reply, deps)) as ReleaseJobResult : undefined;
     const done = await recordReleaseOutcome(ctx, build.id, result ? { ok: true, result } : { ok: false, error });
     if (done?.status === 'success' && result?.created) {
-      for (const outcome of await autoDeploy(ctx, result.release_id, 'forge-release')) {
+      for (const outcome of await autoDeploy(ctx, result.release_id, AUTO_DEPLOY_ACTOR)) {
         if (outcome.error) deps.log(`auto-deploy of release ${result.release_id} to ${outcome.environment} failed: ${outcome.error}`);
       }
     }
@@ -255,6 +265,8 @@ export async function stageJobs(ctx: EngineContext, runId: string, stage: Dispat
     const answer = (outcome: StageJobs['outcome'], message: string, more: Partial<StageJobs> = {}): StageJobs => ({
       run_id: run.id, run_attempt: run.attempt, run_status: run.status, stage, group: options.group ?? null, outcome, jobs: [], awaiting: [], timeout_ms: 0, message, ...more,
     });
+    // Deployments follow a run that succeeded: the other stages are done by then.
+    if (stage === 'deployment') return deploymentStage(ctx, run, ctx.clock.now(), timeouts, answer);
     if (run.status === 'success') return answer('done', 'run succeeded');
     if (isRunTerminal(run.status)) return answer('failed', `run ${run.status}: ${failureReason(await getRunTree(ctx, run.id))}`);
     const now = ctx.clock.now();
@@ -353,4 +365,42 @@ async function releaseStage(ctx: EngineContext, run: PipelineRun, stage: 'artifa
     return answer('done', stage === 'artifact' ? `the artifacts of ${builds.map((b) => b.project).join(', ')} are built` : `released ${builds.map((b) => b.project).join(', ')}`);
   }
   return answer('dispatch', `${stage} jobs of ${builds.map((b) => b.project).join(', ')}`, { jobs, awaiting, timeout_ms: stage === 'artifact' ? timeouts.artifact : timeouts.release });
+}
+
+/**
+ * The run's auto-deploys (decision 207): the deployments its new releases requested by themselves.
+ * Each one that is next on its target is claimed here (under the target's lock, as the API's
+ * dispatcher claims) and published by the node; one queued behind another deployment of its target
+ * waits its turn (the node asks again). Done when all are active; failed when one failed.
+ */
+async function deploymentStage(ctx: EngineContext, run: PipelineRun, now: Date, timeouts: JobTimeouts, answer: Answer): Promise<StageJobs> {
+  if (!isRunTerminal(run.status)) throw conflict(`run ${run.id} is ${run.status}; its deployments start after it succeeded`, { run_id: run.id, status: run.status });
+  if (run.status !== 'success') return answer('failed', `run ${run.status}: ${failureReason(await getRunTree(ctx, run.id))}`);
+  const releaseIds = (await ctx.store.listRunReleaseBuilds(run.id)).flatMap((b) => (b.release_id ? [b.release_id] : []));
+  if (releaseIds.length === 0) return answer('done', 'this run cut no release');
+  const deployments = (await ctx.store.listDeploymentsOfReleases(releaseIds)).filter((d) => d.deployed_by === AUTO_DEPLOY_ACTOR);
+  const describe = (d: Deployment) => `${d.project} to ${d.environment}`;
+  if (deployments.length === 0) return answer('done', 'no environment deploys the releases of this run automatically');
+  const pending = deployments.filter((d) => d.status === 'pending');
+  if (pending.length === 0) {
+    const failed = deployments.filter((d) => d.status === 'failed');
+    if (failed.length > 0) return answer('failed', failed.map((d) => `deployment of ${describe(d)} failed: ${d.error ?? 'no reason recorded'}`).join('; '));
+    return answer('done', `deployed ${deployments.map(describe).join(', ')}`);
+  }
+  const ours = new Set(pending.map((d) => d.id));
+  const jobs: JobDraft[] = [];
+  const awaiting: string[] = [];
+  for (const d of pending) {
+    const claim = await claimNextDeployment(ctx, d, timeouts.deployment, { only: ours });
+    if (claim.kind === 'dispatch') {
+      jobs.push(deploymentJob(claim.payload, now, timeouts));
+      awaiting.push(claim.payload.deployment_id);
+    } else if (claim.kind === 'busy' && claim.deployment.id === d.id) {
+      awaiting.push(d.id); // in flight (published earlier, by this node before a restart or by the API)
+    }
+  }
+  const queued = pending.length - awaiting.length;
+  return answer('dispatch', `deployments of ${pending.map(describe).join(', ')}${queued > 0 ? ` (${queued} waiting for an earlier deployment of the same target)` : ''}`, {
+    jobs, awaiting, timeout_ms: timeouts.deployment,
+  });
 }

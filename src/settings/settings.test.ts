@@ -254,11 +254,12 @@ describe('forge dispatch settings', () => {
     expect(parseDispatchSettings({ run }, { NATS_URL: 'nats://n:4222', JOB_TYPE: 'ci', FORGE_PHASE_GROUP: '2', FORGE_URL: 'http://api:8080/' }))
       .toMatchObject({ stage: 'ci', runId: run, group: 2, url: 'http://api:8080', execution: { natsUrl: 'nats://n:4222' } });
     expect(parseDispatchSettings({ jobType: 'release', run }, { NATS_URL: 'nats://n:4222', JOB_TYPE: 'ci' })).toMatchObject({ stage: 'release', group: undefined });
+    expect(parseDispatchSettings({ run }, { NATS_URL: 'nats://n:4222', JOB_TYPE: 'deployment' })).toMatchObject({ stage: 'deployment', group: undefined });
   });
   it.each([
     [{ run }, {}, /NATS_URL \(--nats-url\) is required/],
     [{ run }, { NATS_URL: 'nats://n' }, /JOB_TYPE \(--job-type\) is required/],
-    [{ run, jobType: 'deployment' }, { NATS_URL: 'nats://n' }, /JOB_TYPE \(--job-type\) = "deployment": must be one of discovery, ci, artifact, release \(deployment jobs are dispatched by the API/],
+    [{ run, jobType: 'deploy' }, { NATS_URL: 'nats://n' }, /JOB_TYPE \(--job-type\) = "deploy": must be one of discovery, ci, artifact, release, deployment$/],
     [{ jobType: 'ci' }, { NATS_URL: 'nats://n' }, /FORGE_RUN_ID \(--run\) is required/],
     [{ jobType: 'ci', run: 'latest' }, { NATS_URL: 'nats://n' }, /FORGE_RUN_ID \(--run\) = "latest": must be a run id/],
     [{ jobType: 'discovery', run, group: '1' }, { NATS_URL: 'nats://n' }, /FORGE_PHASE_GROUP \(--group\) = "1": applies to --job-type ci only/],

@@ -367,7 +367,7 @@ export function parseDispatchSettings(flags: Flags = {}, env: Source = process.e
   const stage = get(d.jobType);
   if (stage === undefined) throw new SettingsError(`setting ${d.jobType.env} (${d.jobType.flag}) is required: one of ${DISPATCH_STAGES.join(', ')}`);
   if (!(DISPATCH_STAGES as readonly string[]).includes(stage)) {
-    fail(d.jobType, stage, `must be one of ${DISPATCH_STAGES.join(', ')} (deployment jobs are dispatched by the API per environment, not by a run's Workflow)`);
+    fail(d.jobType, stage, `must be one of ${DISPATCH_STAGES.join(', ')}`);
   }
   const runId = get(d.run);
   if (runId === undefined) throw new SettingsError(`setting ${d.run.env} (${d.run.flag}) is required: the id of the pipeline run`);

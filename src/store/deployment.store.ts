@@ -8,7 +8,7 @@ import { jsonb } from './json.ts';
 type DeploymentRepos = Pick<
   Repos,
   | 'lock' | 'insertDeployment' | 'getDeployment' | 'updateDeployment' | 'supersedeActive'
-  | 'findActiveDeployment' | 'listDeployments' | 'listPendingDeployments' | 'listPendingDeploymentIds' | 'findRollbackRelease'
+  | 'findActiveDeployment' | 'listDeployments' | 'listPendingDeployments' | 'listPendingDeploymentIds' | 'listDeploymentsOfReleases' | 'findRollbackRelease'
   | 'insertAudit' | 'listAudit'
   | 'insertApproval' | 'getApproval' | 'listApprovals' | 'updateApproval'
   | 'listActiveDeployments' | 'listApprovalsOfReleases'
@@ -40,6 +40,11 @@ export function deploymentRepos(db: Kysely<Database>): DeploymentRepos {
         .where('status', '=', 'pending').orderBy('environment').orderBy('repository').orderBy('project')
         .orderBy('deployed_at').orderBy('id').limit(limit).execute();
       return rows.map((r) => r.id);
+    },
+    async listDeploymentsOfReleases(releaseIds) {
+      if (releaseIds.length === 0) return [];
+      return (await db.selectFrom('deployments').selectAll().where('release_id', '=', sql<string>`ANY(${releaseIds}::uuid[])`)
+        .orderBy('deployed_at').orderBy('id').execute()) as Deployment[];
     },
     async findRollbackRelease(environment, repository, project, belowNumber) {
       const row = await db.selectFrom('deployments as d').innerJoin('releases as r', 'r.id', 'd.release_id')

@@ -1,7 +1,8 @@
 /**
  * `forge dispatch`: what one node of a run's Argo Workflow does (spec 07 "Orchestration Flow"): the
  * dispatcher pod publishes the stage's jobs on the seed's subjects with a reply inbox, waits for the
- * replies, and exits 0 or 1 with the result.
+ * replies, and exits 0 or 1 with the result. Stages: discovery, ci, artifact, release, and
+ * deployment (the run's auto-deploys, each published when it is next on its target).
  *
  *   ask the API (POST /v1/runs/:id/jobs) ──done──▶ exit 0      ──failed──▶ exit 1
  *      │ dispatch: jobs to publish, job ids to wait for
@@ -72,7 +73,8 @@ export async function runDispatch(options: DispatchOptions): Promise<DispatchRes
   const onReply = async (reply: JobReply): Promise<void> => {
     // Handed over first: if the API is away the reply is not settled and comes back.
     await api.handOver(reply);
-    if (reply.run_attempt !== attempt) return;
+    // A deployment job carries its deployment's id and attempt, not the run's.
+    if (stage === 'deployment' ? reply.type !== 'deployment' : reply.run_attempt !== attempt) return;
     const first = !replies.has(reply.job_id);
     replies.set(reply.job_id, reply);
     if (first) progress(`${reply.type} job ${reply.job_id}: ${describeReply(reply)}`);
@@ -102,9 +104,12 @@ export async function runDispatch(options: DispatchOptions): Promise<DispatchRes
       const missing = await waitFor(waiting, step.timeout_ms);
       if (aborted()) continue; // reported at the top of the loop
       if (missing.length > 0) {
-        // The API's watchdog may have failed the run meanwhile: its reason is the better message.
+        // The API's watchdog may have failed the run meanwhile: its reason is the better message. A
+        // deployment the API published after waiting for this node (decision 207) ended without a
+        // reply here: the API has its outcome.
         const after = await api.stageJobs(runId, stage, group).catch(() => undefined);
         if (after?.outcome === 'failed') return result(false, after, after.message);
+        if (after?.outcome === 'done') return result(true, after, after.message);
         return result(false, step, `no reply for ${missing.join(', ')} within ${formatDuration(step.timeout_ms)}`);
       }
     }

@@ -9,6 +9,9 @@ import { startDispatcher, type Dispatcher } from '../../src/engine/dispatcher.ts
 import type { JobMessage } from '../../src/domain/jobs.ts';
 import type { JobQueue } from '../../src/engine/ports.ts';
 import { createRun } from '../../src/engine/runs.ts';
+import { createRelease } from '../../src/engine/releases.ts';
+import { autoDeploy } from '../../src/engine/release-builds.ts';
+import { AUTO_DEPLOY_ACTOR, requestDeployment } from '../../src/engine/deployments.ts';
 import { MemoryBroker, createMemoryJobQueue } from '../../src/queue/jobs.memory.ts';
 import { argoOrchestrator } from '../../src/queue/argo.orchestrator.ts';
 import { sha, startTestApp, type TestApp } from '../helpers/app.ts';
@@ -31,7 +34,7 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
     const inner = createMemoryJobQueue(new MemoryBroker({ ackWaitMs: 5000 }));
     queue = { ...inner, kind: inner.kind, publish: async (job, msgId) => { published.push(job); await inner.publish(job, msgId); } };
     dispatcher = await startDispatcher(t.ctx, {
-      queue, sweepMs: 50, jobTimeoutsMs: { discovery: 1500 },
+      queue, sweepMs: 50, jobTimeoutsMs: { discovery: 1500, deployment: 1500 },
       orchestrator: argoOrchestrator({
         serverUrl: peer.url, token: 't', namespace: 'catalyst-forge-pipelines', serviceAccount: 'pipeline-workflow-runner', image: 'forge:test',
         parallelism: 10, activeDeadlineSeconds: 86_400, env: [],
@@ -78,5 +81,29 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
     expect(run!.error_message).toMatch(/could not be submitted within 1500ms: POST .*: 502 bad gateway/);
     expect(requestsFor(id).length).toBeGreaterThan(1);
     expect(published.filter((j) => j.run_id === id)).toEqual([]);
+  });
+
+  it('leaves a run\'s auto-deploy to its Workflow\'s deployment node for one deployment timeout, then publishes it itself; other deployments go at once', async () => {
+    const id = await newRun();
+    const run = await eventually(() => t.ctx.store.getRun(id), (r) => r?.argo_workflow_name != null);
+    const { release } = await createRelease(t.ctx, {
+      pipeline_run_id: id, repository: 'acme/argo', project: 'api', commit_sha: run!.commit_sha, trigger: { type: 'branch_push', branch: 'main' }, artifacts: [],
+    }, { actor: 'forge-worker', mayRecordTrigger: true });
+    const [auto] = await autoDeploy(t.ctx, release.id, AUTO_DEPLOY_ACTOR);
+    expect(auto).toMatchObject({ environment: 'dev', deployment_id: expect.any(String) });
+    // A deployment someone asked for is not the Workflow's: the API publishes it at once.
+    const manual = await requestDeployment(t.ctx, { release_id: release.id, environment: 'staging' }, 'alice');
+    await eventually(async () => published.filter((j) => j.type === 'deployment' && j.id === manual.id), (jobs) => jobs.length === 1);
+    for (let i = 0; i < 5; i++) {
+      dispatcher.nudge(auto!.deployment_id!);
+      await dispatcher.idle();
+    }
+    expect(published.filter((j) => j.id === auto!.deployment_id)).toEqual([]);
+    expect(await t.ctx.store.getDeployment(auto!.deployment_id!)).toMatchObject({ status: 'pending', dispatched_at: null, attempts: 0 });
+    // No node came for it within the deployment timeout: the API's sweep publishes it.
+    t.clock.advance(1600);
+    const jobs = await eventually(async () => published.filter((j) => j.id === auto!.deployment_id), (list) => list.length === 1);
+    expect(jobs[0]).toMatchObject({ type: 'deployment', run_attempt: 1 });
+    expect(await t.ctx.store.getDeployment(auto!.deployment_id!)).toMatchObject({ status: 'pending', attempts: 1 });
   });
 });

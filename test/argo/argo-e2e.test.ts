@@ -171,7 +171,8 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     expect(((await response.json()) as { argo_workflow_name: string }).argo_workflow_name).toBe(`forge-run-${created.id}`);
 
     const outcomes = await playWorkflow(workflow, secrets);
-    expect(outcomes.map((o) => [o.name, o.code]), outcomes.map((o) => o.stderr).join('\n')).toEqual([['discovery', 0], ['ci', 0], ['artifact', 0], ['release', 0]]);
+    expect(outcomes.map((o) => [o.name, o.code]), outcomes.map((o) => o.stderr).join('\n')).toEqual([['discovery', 0], ['ci', 0], ['artifact', 0], ['release', 0], ['deployment', 0]]);
+    expect(outcomes[4]!.result).toMatchObject({ ok: true, stage: 'deployment', published: 0, message: 'this run cut no release' });
     const ci = outcomes[1]!;
     expect(ci.result).toMatchObject({ ok: true, stage: 'ci', run_id: created.id, published: 1 });
     expect(ci.result!.replies).toEqual([expect.objectContaining({ type: 'ci', ok: true })]);
@@ -230,6 +231,9 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     const early = await runNode(nodes.find((n) => n.name === 'ci')!, secrets);
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/has no plan yet: its discovery stage has not finished/);
+    const earlyDeploy = await runNode(nodes.find((n) => n.name === 'deployment')!, secrets);
+    expect(earlyDeploy.code).toBe(1);
+    expect(earlyDeploy.stderr).toMatch(/is pending; its deployments start after it succeeded/);
     expect((await runNode(nodes[0]!, secrets)).code).toBe(0);
     // One phase group alone (--group), as an operator may run it by hand; a group the plan lacks is refused.
     const ciNode = nodes.find((n) => n.name === 'ci')!;
@@ -241,7 +245,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     expect(group1.code, group1.stderr).toBe(0);
     expect(group1.result).toMatchObject({ ok: true, group: 1, published: 1 });
     const outcomes = await playWorkflow(workflow, secrets);
-    expect(outcomes.map((o) => [o.name, o.code, o.result?.published])).toEqual([['discovery', 0, 0], ['ci', 0, 0], ['artifact', 0, 0], ['release', 0, 0]]);
+    expect(outcomes.map((o) => [o.name, o.code, o.result?.published])).toEqual([['discovery', 0, 0], ['ci', 0, 0], ['artifact', 0, 0], ['release', 0, 0], ['deployment', 0, 0]]);
     const again = await runNode(nodes[0]!, secrets);
     expect(again.code).toBe(0);
     expect(again.result).toMatchObject({ ok: true, published: 0, message: 'run succeeded' });
@@ -270,7 +274,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
       const { run: created } = await createRun(running.ctx, { repository: 'acme/argo-release', branch: 'main', commit_sha: commitSha, trigger_type: 'push' }, { actor: 'alice', mayActForOthers: false });
       const { workflow } = await submitted(created.id);
       const outcomes = await playWorkflow(workflow, secrets);
-      expect(outcomes.map((o) => [o.name, o.code, o.result?.published]), outcomes.map((o) => o.stderr).join('\n')).toEqual([['discovery', 0, 1], ['ci', 0, 1], ['artifact', 0, 1], ['release', 0, 1]]);
+      expect(outcomes.map((o) => [o.name, o.code, o.result?.published]), outcomes.map((o) => o.stderr).join('\n')).toEqual([['discovery', 0, 1], ['ci', 0, 1], ['artifact', 0, 1], ['release', 0, 1], ['deployment', 0, 1]]);
       expect(outcomes[2]!.result!.replies).toEqual([expect.objectContaining({ type: 'artifact', ok: true })]);
       const run = await eventually(() => running.ctx.store.getRun(created.id), (r) => r !== undefined && isRunTerminal(r.status));
       expect(run?.status).toBe('success');
@@ -278,6 +282,18 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
       expect(build).toMatchObject({ project: 'lib', status: 'success' });
       const release = await running.ctx.store.getRelease(build!.release_id!);
       expect(release).toMatchObject({ project: 'lib', release_number: 1, commit_sha: commitSha });
+      // The release deployed itself to dev (auto_deploy): the Workflow's deployment node published
+      // that job (published: 1 above; the API's dispatcher left it to the node) and got its reply.
+      const deploymentNode = outcomes[4]!;
+      expect(deploymentNode.result).toMatchObject({ ok: true, stage: 'deployment', message: 'deployed lib to dev' });
+      expect(deploymentNode.result!.replies).toEqual([expect.objectContaining({ type: 'deployment', ok: true })]);
+      expect(deploymentNode.stderr).toMatch(/deployment: deployments of lib to dev; published 1 job\(s\), waiting for 1 reply/);
+      const [deployment] = await running.ctx.store.listDeploymentsOfReleases([release!.id]);
+      expect(deployment).toMatchObject({ environment: 'dev', status: 'active', deployed_by: 'forge-release', attempts: 1 });
+      expect(deployment!.gitops_commit_sha).toMatch(/^[0-9a-f]{40}$/);
+      // Played again (Argo retrying the node), it publishes nothing and answers done.
+      const again = await runNode(dagInOrder(workflow).find((n) => n.name === 'deployment')!, secrets);
+      expect(again.result).toMatchObject({ ok: true, published: 0, message: 'deployed lib to dev' });
     } finally {
       await releaser.stop();
     }

@@ -41,7 +41,7 @@ describe('Argo Workflow submission (local recording peer)', () => {
     expect(body.namespace).toBe('catalyst-forge-pipelines');
     expect(body.workflow.metadata.name).toBe(`forge-run-${RUN.id}`);
     expect(() => validateWorkflow(body.workflow)).not.toThrow();
-    expect(dagInOrder(body.workflow).map((n) => n.name)).toEqual(['discovery', 'ci', 'artifact', 'release']);
+    expect(dagInOrder(body.workflow).map((n) => n.name)).toEqual(['discovery', 'ci', 'artifact', 'release', 'deployment']);
   });
 
   it('sends no Authorization header without a token', async () => {

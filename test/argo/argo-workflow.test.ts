@@ -33,9 +33,9 @@ describe('the Argo Workflow of a run', () => {
     }
   });
 
-  it('is a DAG of dispatcher pods: discovery, then the phase groups, then the release phase', () => {
+  it('is a DAG of dispatcher pods: discovery, then the phase groups, then the release phase, then its auto-deploys', () => {
     const nodes = dagInOrder(workflow);
-    expect(nodes.map((n) => [n.name, n.dependencies])).toEqual([['discovery', []], ['ci', ['discovery']], ['artifact', ['ci']], ['release', ['artifact']]]);
+    expect(nodes.map((n) => [n.name, n.dependencies])).toEqual([['discovery', []], ['ci', ['discovery']], ['artifact', ['ci']], ['release', ['artifact']], ['deployment', ['release']]]);
     for (const node of nodes) {
       expect(node.container.image).toBe('ghcr.io/acme/forge:1.2.3');
       expect([...node.container.command, ...node.container.args]).toEqual(['forge', 'dispatch', '--job-type', node.name, '--run', RUN.id, '--json']);

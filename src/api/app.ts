@@ -72,6 +72,7 @@ export interface RouteDeps {
   ctx: EngineContext;
   bus: EventStream;
   limiters: Limiters;
+  metrics: ForgeMetrics;
 }
 
 const addFormats = addFormatsPlugin as unknown as (ajv: Ajv) => Ajv;
@@ -195,13 +196,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('trace', undefined);
   // Traces and log fields: a server span per API request (a child of the caller's, when a worker
   // sends its traceparent), and the run, task or step the URL names on every log line of it.
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const route = request.routeOptions.url;
     if (route === undefined || !route.startsWith('/v1/')) return done();
     const ids = idsOf(route, request.params);
     if (Object.keys(ids).length > 0) request.log = request.log.child(ids);
-    request.trace = startServerSpan(`${request.method} ${route}`, request.headers, {
+    const trace = startServerSpan(`${request.method} ${route}`, request.headers, {
       'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0] ?? '', ...prefixed(ids),
+    });
+    request.trace = trace;
+    // onResponse runs only for a response that finished: a client that left first (an event stream
+    // or a log follow it closed, an aborted request) ends the span here.
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return;
+      trace.span.setAttribute('forge.request.aborted', true);
+      trace.span.end();
     });
     done();
   });
@@ -243,7 +252,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     releaseLookup: new RateLimiter('release lookups', limits.releaseLookup),
     deploymentCreate: new RateLimiter('deployment creation', limits.deploymentCreate),
   };
-  const deps: RouteDeps = { ctx: options.ctx, bus: options.bus, limiters };
+  const deps: RouteDeps = { ctx: options.ctx, bus: options.bus, limiters, metrics };
 
   await app.register(healthRoutes(options.ctx, metrics.registry));
   await app.register(runRoutes(deps));

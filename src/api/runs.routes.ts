@@ -9,6 +9,7 @@ import { searchStepLog, stepLogIndex } from '../engine/log-lines.ts';
 import { cancelRun, claimTask, createRun, getRunTree, listRuns, reportStepStatus, reportTaskStatus, retryRun } from '../engine/runs.ts';
 import type { GithubContext } from '../domain/entities.ts';
 import type { RouteDeps } from './app.ts';
+import { publishSpan } from '../lib/tracing.ts';
 import {
   claimResponse, createRunBody, createRunResponse, errorResponses, idParams, logIndexResponse, logQuery, logResponse, logSearchQuery, logSearchResponse,
   jobReplyBody, runListQuery, runListResponse, runTreeSchema, stageJobsBody, stageJobsResponse, stepResponse, stepStatusBody, taskResponse, taskStatusBody,
@@ -17,7 +18,7 @@ import {
 
 const LOG_HEARTBEAT_MS = 15_000;
 
-export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => async (app) => {
+export const runRoutes = ({ ctx, limiters, metrics }: RouteDeps): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { repository: string; branch: string; commit_sha: string; triggered_by?: string; trigger_type: TriggerType; github_context?: GithubContext } }>('/v1/runs', {
     config: { permission: 'runs:create' },
     schema: {
@@ -91,7 +92,17 @@ export const runRoutes = ({ ctx, limiters }: RouteDeps): FastifyPluginAsync => a
       summary: 'The next jobs of a stage of the run, marked dispatched (internal: Argo dispatcher pods publish them)', tags: ['internal'],
       params: idParams, body: stageJobsBody, response: { 200: stageJobsResponse, ...errorResponses },
     },
-  }, async (request) => stageJobs(ctx, request.params.id, request.body.stage, { group: request.body.group }));
+  }, async (request) => {
+    const answer = await stageJobs(ctx, request.params.id, request.body.stage, { group: request.body.group });
+    if (answer.jobs.length === 0) return answer;
+    // The pod publishes these jobs as they are, so their publication is traced and counted here,
+    // under the run's trace, as the built-in dispatcher's are (decision 208).
+    const stored = (await ctx.store.getRun(answer.run_id))?.trace_context;
+    const jobs: typeof answer.jobs = [];
+    for (const job of answer.jobs) await publishSpan(job, stored, 'nats', async (stamped) => void jobs.push(stamped));
+    for (const job of jobs) metrics.jobsPublished.inc({ job_type: job.type });
+    return { ...answer, jobs };
+  });
 
   app.post<{ Body: JobReply }>('/v1/job-replies', {
     config: { permission: 'internal:status' },

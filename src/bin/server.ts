@@ -224,7 +224,7 @@ export async function startServer(settings: ServerSettings, options: StartOption
     const dispatcher = await startDispatcher(ctx, {
       queue: dispatcherQueue, objects,
       ...(settings.orchestrator.kind === 'argo' ? { orchestrator: argoOrchestratorOf(settings.orchestrator, execution) } : {}),
-      log: (message, error) => app.log.warn({ err: error }, message),
+      log: (message, error, fields) => app.log.warn({ err: error, ...fields }, message),
     });
     dispatcherRef.dispatcher = dispatcher;
     cleanups.push(() => dispatcher.stop());

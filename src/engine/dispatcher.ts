@@ -34,7 +34,7 @@ export interface DispatcherOptions {
   /** How often every active run is looked at (restart recovery, lost nudges, the watchdog). */
   sweepMs?: number;
   jobTimeoutsMs?: Partial<Record<JobType, number>>;
-  log?: (message: string, error?: unknown) => void;
+  log?: (message: string, error?: unknown, fields?: Record<string, string>) => void;
   /**
    * Runs are orchestrated elsewhere (Argo Workflows, decision 145): a run's Workflow is submitted
    * here, and its jobs are published by `forge dispatch` pods, never by this dispatcher. The
@@ -61,12 +61,13 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   // The queue settles a reply once its handling resolved (on NATS a failed one is offered again).
   const inbox = await options.queue.openInbox((reply) => {
     const work = onReply(reply);
-    track(work);
+    track(work, reply.run_id);
     return work;
   });
 
-  function track(work: Promise<void>): void {
-    const guarded = work.catch((error: unknown) => log('dispatcher step failed', error)).finally(() => pending.delete(guarded));
+  /** `runId`: what the failure's warning names (a run, or a manual build's or a deployment's own id, as their jobs' run_id). */
+  function track(work: Promise<unknown>, runId?: string): void {
+    const guarded = work.then(() => undefined, (error: unknown) => log('dispatcher step failed', error, runId === undefined ? {} : { run_id: runId })).finally(() => pending.delete(guarded));
     pending.add(guarded);
   }
 
@@ -291,7 +292,7 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     track(perRun.run(runId, () => {
       queued.delete(runId);
       return ctx.store.withLock(`dispatch:${runId}`, () => reconcile(runId));
-    }));
+    }), runId);
   }
 
   const sweepMs = options.sweepMs ?? 1000;

@@ -307,6 +307,8 @@ export interface Delivery {
   job: JobMessage;
   /** 1 for the first delivery; JetStream redelivers after ack_wait without an ack (at most MAX_DELIVER). */
   deliveryCount: number;
+  /** The deliveries a job gets (default MAX_DELIVER): a RetryableError on the last one is final. */
+  maxDeliver?: number;
   /** Aborted when the job's run is cancelled or failed (a cancel broadcast) or the consumer stops. */
   signal: AbortSignal;
 }

@@ -72,7 +72,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): ForgeMetric
     httpDuration: new Histogram({ name: 'forge_http_request_duration_seconds', help: 'API request latency by route', labelNames: ['method', 'route', 'status_code'], buckets: SECONDS, registers }),
     jobsPublished: new Counter({ name: 'forge_jobs_published_total', help: 'Jobs the dispatcher published, by type', labelNames: ['job_type'], registers }),
     dispatchLatency: new Histogram({ name: 'forge_job_dispatch_latency_seconds', help: 'Time from a job\'s publication to a worker starting it', labelNames: ['job_type'], buckets: SECONDS, registers }),
-    jobDuration: new Histogram({ name: 'forge_job_duration_seconds', help: 'Time a worker spent on one delivery of a job, by outcome (ok, error, retry)', labelNames: ['job_type', 'outcome'], buckets: LONG_SECONDS, registers }),
+    jobDuration: new Histogram({ name: 'forge_job_duration_seconds', help: 'Time a worker spent on one delivery of a job, by outcome (ok, error, retry, cancelled)', labelNames: ['job_type', 'outcome'], buckets: LONG_SECONDS, registers }),
     stepDuration: new Histogram({ name: 'forge_step_duration_seconds', help: 'Duration of pipeline steps as reported by workers, by final status', labelNames: ['status'], buckets: LONG_SECONDS, registers }),
     watchQueue(next) {
       source = next;

@@ -8,7 +8,7 @@
  * `traceparent` to the worker, whose job and step spans follow, and the worker's calls back to the
  * API carry the header again, so the API's handling of a status report lands in the same trace.
  */
-import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { context, propagation, trace, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
 
 export { SpanKind };
 
@@ -25,10 +25,41 @@ export function traceparentOf(ctx: Context = context.active()): string | undefin
   return carrier.traceparent;
 }
 
-/** A context whose parent is the remote span a traceparent names (or the root context without one). */
+/**
+ * A context whose parent is the remote span a traceparent names, or the root context without one:
+ * never whatever happens to be active (a dispatcher reconciling a run because some other request
+ * nudged it must not put the run's jobs in that request's trace).
+ */
 export function contextFrom(traceparent: string | null | undefined): Context {
-  if (!traceparent) return context.active();
-  return propagation.extract(context.active(), { traceparent });
+  if (!traceparent) return ROOT_CONTEXT;
+  return propagation.extract(ROOT_CONTEXT, { traceparent });
+}
+
+/** What a job span needs of a job (structurally a domain JobMessage). */
+export interface TracedJob {
+  id: string;
+  type: string;
+  run_id: string;
+  run_attempt: number;
+}
+
+/**
+ * Publication of one job (decision 138): a producer span `publish <type>` under the run's stored
+ * traceparent (`stored`; a trace of its own without one), inside which `publish` gets the job
+ * stamped with `published_at` and the span's `traceparent` for the worker to continue.
+ */
+export async function publishSpan<J extends TracedJob>(job: J, stored: string | null | undefined, messagingSystem: string, publish: (stamped: J & { published_at: string; traceparent?: string }) => Promise<void>): Promise<void> {
+  await inSpan(`publish ${job.type}`, { kind: SpanKind.PRODUCER, parent: contextFrom(stored), attributes: jobSpanAttributes(job, messagingSystem) }, async () => {
+    const traceparent = traceparentOf();
+    await publish({ ...job, published_at: new Date().toISOString(), ...(traceparent ? { traceparent } : {}) });
+  });
+}
+
+export function jobSpanAttributes(job: TracedJob, messagingSystem: string): Attributes {
+  return {
+    'forge.job.id': job.id, 'forge.job.type': job.type, 'forge.run.id': job.run_id, 'forge.run.attempt': job.run_attempt,
+    'messaging.system': messagingSystem,
+  };
 }
 
 /** The headers that carry the active trace to another process. */

@@ -111,7 +111,7 @@ export async function handleDelivery(options: DeliveryOptions): Promise<void> {
   try {
     let reply: JobReply;
     try {
-      const result = await options.handler({ job, deliveryCount, signal: controller.signal });
+      const result = await options.handler({ job, deliveryCount, maxDeliver: options.maxDeliver, signal: controller.signal });
       reply = await inlineOrStored({ ...base, ok: true, result }, options.objects);
     } catch (error) {
       if (error instanceof RetryableError && !controller.signal.aborted && deliveryCount < options.maxDeliver) {

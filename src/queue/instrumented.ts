@@ -10,11 +10,11 @@
  *   the job starts and one when it ends, with the run, job and trace ids.
  */
 import { RetryableError } from '../domain/errors.ts';
-import type { JobMessage } from '../domain/jobs.ts';
+import { MAX_DELIVER, type JobMessage } from '../domain/jobs.ts';
 import type { JobHandler, JobQueue } from '../engine/ports.ts';
 import type { StructuredLog } from '../lib/log.ts';
 import type { ForgeMetrics } from '../lib/metrics.ts';
-import { SpanKind, activeTraceId, contextFrom, inSpan, traceparentOf } from '../lib/tracing.ts';
+import { SpanKind, activeTraceId, contextFrom, inSpan, jobSpanAttributes, publishSpan } from '../lib/tracing.ts';
 
 
 export interface QueueTelemetry {
@@ -32,12 +32,7 @@ export function jobFields(job: JobMessage, deliveryCount?: number): Record<strin
   };
 }
 
-function spanAttributes(job: JobMessage, queue: JobQueue): Record<string, string | number> {
-  return {
-    'forge.job.id': job.id, 'forge.job.type': job.type, 'forge.run.id': job.run_id, 'forge.run.attempt': job.run_attempt,
-    'messaging.system': queue.kind === 'nats' ? 'nats' : 'forge-memory',
-  };
-}
+const messagingSystem = (queue: JobQueue) => (queue.kind === 'nats' ? 'nats' : 'forge-memory');
 
 export function instrumentQueue(queue: JobQueue, telemetry: QueueTelemetry): JobQueue {
   const { metrics, log } = telemetry;
@@ -50,22 +45,29 @@ export function instrumentQueue(queue: JobQueue, telemetry: QueueTelemetry): Job
       if (deliveryCount === 1 && !Number.isNaN(publishedAt)) metrics?.dispatchLatency.observe({ job_type: job.type }, Math.max(0, started - publishedAt) / 1000);
       const fields = jobFields(job, deliveryCount);
       return inSpan(`job ${job.type}`, {
-        kind: SpanKind.CONSUMER, parent: contextFrom(job.traceparent), attributes: { ...spanAttributes(job, queue), 'forge.job.delivery': deliveryCount },
+        kind: SpanKind.CONSUMER, parent: contextFrom(job.traceparent), attributes: { ...jobSpanAttributes(job, messagingSystem(queue)), 'forge.job.delivery': deliveryCount },
       }, async () => {
         const traceId = activeTraceId();
         const withTrace = traceId ? { ...fields, trace_id: traceId } : fields;
         log?.info(withTrace, 'job started');
         let outcome = 'ok';
+        let threw = false;
         try {
-          return await handler(delivery);
+          const result = await handler(delivery);
+          // A CI job stopped by a cancel answers with its status rather than throwing.
+          if (delivery.signal.aborted || (result as { status?: unknown } | null)?.status === 'cancelled') outcome = 'cancelled';
+          return result;
         } catch (error) {
-          outcome = delivery.signal.aborted ? 'cancelled' : error instanceof RetryableError ? 'retry' : 'error';
+          threw = true;
+          // As handleDelivery decides: a RetryableError on the last delivery is final (retries_exhausted).
+          const retried = error instanceof RetryableError && deliveryCount < (delivery.maxDeliver ?? MAX_DELIVER);
+          outcome = delivery.signal.aborted ? 'cancelled' : retried ? 'retry' : 'error';
           log?.warn({ ...withTrace, outcome, error: (error as Error)?.message ?? String(error) }, 'job failed');
           throw error;
         } finally {
           const seconds = (Date.now() - started) / 1000;
           metrics?.jobDuration.observe({ job_type: job.type, outcome }, seconds);
-          if (outcome === 'ok') log?.info({ ...withTrace, outcome, duration_ms: Math.round(seconds * 1000) }, 'job finished');
+          if (!threw) log?.info({ ...withTrace, outcome, duration_ms: Math.round(seconds * 1000) }, 'job finished');
         }
       });
     };
@@ -75,10 +77,7 @@ export function instrumentQueue(queue: JobQueue, telemetry: QueueTelemetry): Job
     kind: queue.kind,
     async publish(job, msgId) {
       const stored = await telemetry.runTraceContext?.(job.run_id).catch(() => undefined);
-      await inSpan(`publish ${job.type}`, { kind: SpanKind.PRODUCER, parent: contextFrom(stored), attributes: spanAttributes(job, queue) }, async () => {
-        const traceparent = traceparentOf();
-        await queue.publish({ ...job, published_at: new Date().toISOString(), ...(traceparent ? { traceparent } : {}) }, msgId);
-      });
+      await publishSpan(job, stored, messagingSystem(queue), (stamped) => queue.publish(stamped, msgId));
       metrics?.jobsPublished.inc({ job_type: job.type });
     },
     openInbox: (onReply, options) => queue.openInbox(onReply, options),

@@ -126,8 +126,14 @@ export class MemoryBroker {
       ack: async () => void settle(),
       term: () => void settle(),
       nak: (delayMs: number) => {
-        if (!settle()) return;
-        setTimeout(() => this.requeue(type, message), delayMs).unref();
+        if (!current()) return;
+        clearTimeout(message.timer);
+        message.token += 1;
+        // Unacked until it is offered again, as JetStream counts a nak'd message (queue lag).
+        setTimeout(() => {
+          this.takenOf(type).delete(message);
+          this.requeue(type, message);
+        }, delayMs).unref();
       },
       working: () => {
         if (current()) arm();

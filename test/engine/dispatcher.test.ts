@@ -82,3 +82,25 @@ for (const combo of combos) {
     });
   });
 }
+
+describe('dispatcher warnings name the run (in-process queue + PGlite)', () => {
+  it('a reconcile that fails (the queue refuses the publish) is logged with the run\'s id as run_id', async () => {
+    const test = await pgliteAdapter.open();
+    const t = await startTestApp(test, { deploymentWorker: false });
+    const inner = createMemoryJobQueue(new MemoryBroker({ ackWaitMs: 5000 }));
+    const queue: JobQueue = { ...inner, kind: inner.kind, publish: async () => { throw new Error('NATS is away'); } };
+    const warnings: { message: string; error: unknown; fields: Record<string, string> | undefined }[] = [];
+    const dispatcher = await startDispatcher(t.ctx, { queue, sweepMs: 60_000, log: (message, error, fields) => void warnings.push({ message, error, fields }) });
+    try {
+      t.ctx.runChanged = (id) => dispatcher.nudge(id);
+      const { run } = await createRun(t.ctx, { repository: 'acme/warned', branch: 'main', commit_sha: sha(), trigger_type: 'push' }, { actor: 'alice', mayActForOthers: false });
+      await dispatcher.idle();
+      expect(warnings).toContainEqual({ message: 'dispatcher step failed', error: expect.objectContaining({ message: 'NATS is away' }), fields: { run_id: run.id } });
+    } finally {
+      await dispatcher.stop();
+      await inner.close();
+      await t.close();
+      await test.close();
+    }
+  });
+});

@@ -133,6 +133,27 @@ for (const backend of backends) {
       await c.stop();
     });
 
+    it('counts a job waiting out its retry backoff as unacked, not as gone, until it is offered again', async () => {
+      const q = await connect();
+      const d = await dispatcher(q);
+      const job = d.job('discovery');
+      const deliveries: number[] = [];
+      const c = await q.consume('discovery', async ({ deliveryCount }) => {
+        deliveries.push(deliveryCount);
+        if (deliveryCount === 1) throw new RetryableError('try later', 1500);
+        return { ok: true };
+      }, { concurrency: 1 });
+      await q.publish(job, job.id);
+      await until(() => deliveries.length === 1);
+      await sleep(300);
+      const lag = (await q.lag()).find((l) => l.stream.endsWith('pipeline-discovery'))!;
+      expect(lag).toMatchObject({ pending: 0, unacked: 1 });
+      expect(lag.oldestAgeMs).not.toBeNull();
+      await until(() => d.replies.length === 1);
+      expect(deliveries).toEqual([1, 2]);
+      await c.stop();
+    });
+
     it('routes each job type to its worker type (deployment to release workers) and refuses unknown types', async () => {
       const q = await connect();
       const d = await dispatcher(q);

@@ -173,7 +173,7 @@ const jobDraftSchema = obj({
   id: { type: 'string' }, type: { type: 'string', enum: JOB_TYPES }, run_id: { type: 'string' }, run_attempt: { type: 'integer' },
   deadline: S.time, payload: { type: 'object', additionalProperties: true }, msg_id: { type: 'string' },
   published_at: S.time, traceparent: { type: 'string', description: 'W3C traceparent of the job\'s publish span (when traces are exported)' },
-});
+}, ['id', 'type', 'run_id', 'run_attempt', 'deadline', 'payload', 'msg_id', 'published_at']);
 export const stageJobsBody = obj({
   stage: { type: 'string', enum: DISPATCH_STAGES, description: 'the Workflow node\'s stage' },
   group: { type: 'integer', minimum: 0, maximum: 999_999, description: 'ci only: this phase group alone' },

@@ -17,7 +17,7 @@ import type { AuditEntry, Deployment, Release } from '../domain/entities.ts';
 import { envelope } from '../domain/entities.ts';
 import { conflict, denied, invalid, isForgeError, notFound } from '../domain/errors.ts';
 import { policyViolations, type EnvironmentPolicy, type Requirement } from '../domain/policy.ts';
-import { effectiveApprovalStatus } from '../domain/statuses.ts';
+import { effectiveApprovalStatus, isRunTerminal } from '../domain/statuses.ts';
 import type { EngineContext } from './context.ts';
 import { environmentPolicy } from './environments.ts';
 import type { Page, ReleaseRecord, Repos } from './ports.ts';
@@ -213,12 +213,16 @@ export interface ClaimOptions {
 /** The actor of the deployments a new release requests by itself (auto-deploy). */
 export const AUTO_DEPLOY_ACTOR = 'forge-release';
 
-/** Whether a deployment is a run's auto-deploy, published by that run's Argo Workflow (its `deployment` node). */
+/**
+ * Whether a deployment is a run's auto-deploy that the run's Argo Workflow will publish (its
+ * `deployment` node): only while that run is unfinished or succeeded. A run that failed after one
+ * of its releases (another project's release failed) never reaches that node.
+ */
 async function workflowDeploys(tx: Repos, d: Deployment): Promise<boolean> {
   if (d.deployed_by !== AUTO_DEPLOY_ACTOR) return false;
   const release = await tx.getRelease(d.release_id);
   const run = release?.pipeline_run_id ? await tx.getRun(release.pipeline_run_id) : undefined;
-  return run?.argo_workflow_name != null;
+  return run?.argo_workflow_name != null && (run.status === 'success' || !isRunTerminal(run.status));
 }
 
 /**

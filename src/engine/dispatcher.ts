@@ -21,7 +21,7 @@ import { KeyedMutex } from '../lib/keyed-mutex.ts';
 import type { EngineContext } from './context.ts';
 import type { Deployment, PipelineRun, ReleaseBuild } from '../domain/entities.ts';
 import type { JobQueue, ObjectStore, RunOrchestrator } from './ports.ts';
-import { completeRunIfDone, failRun, markDispatched, recordWorkflow, reportTaskStatus, runningBudget, type DiscoveryPlan } from './runs.ts';
+import { cancelRun, completeRunIfDone, failRun, markDispatched, recordWorkflow, reportTaskStatus, runningBudget, type DiscoveryPlan } from './runs.ts';
 import {
   cancelRunReleaseBuilds, failReleaseBuild, hasReleasePhase, markBuildDispatched, recordArtifactOutcome, startRunReleases, type BuildDiscoveryPayload,
 } from './release-builds.ts';
@@ -41,6 +41,8 @@ export interface DispatcherOptions {
    * watchdog, completion, fail-fast cancels, manual release builds and deployments stay here.
    */
   orchestrator?: RunOrchestrator;
+  /** With an orchestrator: how often the runs' Workflows are looked at in Argo (default 30 s, decision 210). */
+  workflowCheckMs?: number;
 }
 
 export interface Dispatcher {
@@ -314,6 +316,44 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
   }, sweepMs);
   timer.unref();
 
+  /**
+   * Argo is where a Workflow is stopped, terminated or deleted, and where it fails when a node does
+   * (a dispatcher pod that timed out, a pod that could not start): the run of such a Workflow ends
+   * too, instead of waiting for its deadline (decision 210). A stopped Workflow cancels its run;
+   * a failed or deleted one fails it. Only the current attempt's Workflow counts.
+   */
+  async function checkWorkflows(orchestrator: RunOrchestrator): Promise<void> {
+    const runs = (await ctx.store.listActiveWorkflowRuns(1000)).filter((r) => r.argo_workflow_name === orchestrator.workflowName(r));
+    if (runs.length === 0) return;
+    const states = await orchestrator.workflowStates();
+    for (const run of runs) {
+      const name = run.argo_workflow_name!;
+      const state = states.get(name);
+      if (!state) {
+        // Not listed: asked by name before believing it gone (a listing is no proof).
+        if (await orchestrator.workflowExists(name)) continue;
+        await failRun(ctx, run.id, 'workflow_deleted', `the Argo Workflow ${name} of this run was deleted`);
+      } else if (state.phase === 'Failed' || state.phase === 'Error') {
+        if (/^Stopped with strategy/i.test(state.message ?? '')) {
+          await cancelRun(ctx, run.id, `Argo (Workflow ${name}: ${state.message})`).catch(ignoreConflict);
+        } else {
+          await failRun(ctx, run.id, 'workflow_failed', `the Argo Workflow ${name} ${state.phase === 'Error' ? 'errored' : 'failed'}${state.message ? `: ${state.message}` : ''}`);
+        }
+      } else {
+        continue;
+      }
+      nudge(run.id);
+    }
+  }
+  let checking = false;
+  const workflowTimer = options.orchestrator ? setInterval(() => {
+    const orchestrator = options.orchestrator;
+    if (checking || stopped || !orchestrator) return;
+    checking = true;
+    track(checkWorkflows(orchestrator).finally(() => { checking = false; }));
+  }, options.workflowCheckMs ?? 30_000) : undefined;
+  workflowTimer?.unref();
+
   return {
     nudge,
     async idle() {
@@ -322,6 +362,7 @@ export async function startDispatcher(ctx: EngineContext, options: DispatcherOpt
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(workflowTimer);
       while (pending.size > 0) await Promise.allSettled([...pending]);
       await inbox.close();
     },

@@ -96,6 +96,8 @@ export interface Repos {
   updateStepsOfTask(taskId: string, patch: StepPatch): Promise<void>;
   /** Runs that are pending or running, oldest first (the dispatcher's sweep). */
   listActiveRunIds(limit: number): Promise<string[]>;
+  /** Unfinished runs with a recorded Argo Workflow (`argo_workflow_name` set), oldest first. */
+  listActiveWorkflowRuns(limit: number): Promise<Pick<PipelineRun, 'id' | 'attempt' | 'argo_workflow_name'>[]>;
 
   // GitHub
   /** Records a webhook delivery id; false when it was seen before. */
@@ -360,9 +362,19 @@ export interface JobQueue {
 export interface RunOrchestrator {
   readonly kind: 'argo';
   /** The name of the Workflow of the run's current attempt (deterministic, so a repeated submission is recognised). */
-  workflowName(run: PipelineRun): string;
+  workflowName(run: Pick<PipelineRun, 'id' | 'attempt'>): string;
   /** Submits the Workflow of the run's current attempt; resolves with its name. RetryableError: it may work later. */
   submit(run: PipelineRun): Promise<string>;
+  /** The phase (and message) of every Workflow of a Forge run in the namespace, by name. RetryableError: Argo did not answer. */
+  workflowStates(): Promise<Map<string, WorkflowState>>;
+  /** Whether the named Workflow exists: false only when Argo answers 404. */
+  workflowExists(name: string): Promise<boolean>;
+}
+
+/** Argo's `status.phase` ('' before the controller takes it up: Pending, Running, Succeeded, Failed, Error) and `status.message`. */
+export interface WorkflowState {
+  phase: string;
+  message: string | null;
 }
 
 // ================================================================================================

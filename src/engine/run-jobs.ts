@@ -376,7 +376,8 @@ async function releaseStage(ctx: EngineContext, run: PipelineRun, stage: 'artifa
 async function deploymentStage(ctx: EngineContext, run: PipelineRun, now: Date, timeouts: JobTimeouts, answer: Answer): Promise<StageJobs> {
   if (!isRunTerminal(run.status)) throw conflict(`run ${run.id} is ${run.status}; its deployments start after it succeeded`, { run_id: run.id, status: run.status });
   if (run.status !== 'success') return answer('failed', `run ${run.status}: ${failureReason(await getRunTree(ctx, run.id))}`);
-  const releaseIds = (await ctx.store.listRunReleaseBuilds(run.id)).flatMap((b) => (b.release_id ? [b.release_id] : []));
+  // This attempt's releases: an earlier attempt's deployments are not this Workflow's.
+  const releaseIds = (await ctx.store.listRunReleaseBuilds(run.id)).flatMap((b) => (b.release_id && (b.run_attempt ?? 1) === run.attempt ? [b.release_id] : []));
   if (releaseIds.length === 0) return answer('done', 'this run cut no release');
   const deployments = (await ctx.store.listDeploymentsOfReleases(releaseIds)).filter((d) => d.deployed_by === AUTO_DEPLOY_ACTOR);
   const describe = (d: Deployment) => `${d.project} to ${d.environment}`;
@@ -397,6 +398,8 @@ async function deploymentStage(ctx: EngineContext, run: PipelineRun, now: Date, 
       awaiting.push(claim.payload.deployment_id);
     } else if (claim.kind === 'busy' && claim.deployment.id === d.id) {
       awaiting.push(d.id); // in flight (published earlier, by this node before a restart or by the API)
+    } else if (claim.kind === 'failed') {
+      ctx.runChanged(claim.deployment.id); // the API's dispatcher takes the target's next deployment
     }
   }
   const queued = pending.length - awaiting.length;

@@ -241,7 +241,7 @@ export const SERVER_SETTINGS = {
   uiResource: { env: 'FORGE_UI_RESOURCE', flag: '--ui-resource', description: 'RFC 8707 resource indicator the dashboard sends when logging in (some issuers need it to mint JWT access tokens for the API)' },
   orchestrator: { env: 'FORGE_ORCHESTRATOR', flag: '--orchestrator', description: '"builtin" (this server publishes every job) or "argo" (one Argo Workflow per run; its `forge dispatch` pods publish the jobs; needs NATS_URL, FORGE_ARGO_SERVER_URL, FORGE_ARGO_IMAGE)', default: 'builtin' },
   argoServerUrl: { env: 'FORGE_ARGO_SERVER_URL', flag: '--argo-server-url', description: 'Argo Server URL Workflows are submitted to (POST <url>/api/v1/workflows/<namespace>)' },
-  argoToken: { env: 'FORGE_ARGO_TOKEN', flag: '--argo-token', description: 'bearer token sent to the Argo Server (a service account allowed to create Workflows)' },
+  argoToken: { env: 'FORGE_ARGO_TOKEN', flag: '--argo-token', description: 'bearer token sent to the Argo Server (a service account allowed to create, list and get Workflows)' },
   argoNamespace: { env: 'FORGE_ARGO_NAMESPACE', flag: '--argo-namespace', description: 'Kubernetes namespace of the Workflows', default: 'catalyst-forge-pipelines' },
   argoServiceAccount: { env: 'FORGE_ARGO_SERVICE_ACCOUNT', flag: '--argo-service-account', description: 'service account the Workflows run as', default: 'pipeline-workflow-runner' },
   argoImage: { env: 'FORGE_ARGO_IMAGE', flag: '--argo-image', description: 'image of the dispatcher pods (runs `forge dispatch`), e.g. ghcr.io/example/forge:1.2.3' },

@@ -11,7 +11,7 @@ type RunRepos = Pick<
   | 'insertRun' | 'findRunByCommit' | 'getRun' | 'listRuns' | 'updateRun'
   | 'insertPhases' | 'insertTasks' | 'insertSteps' | 'listPhases' | 'listTasks' | 'listSteps'
   | 'getPhase' | 'getTask' | 'getStep' | 'updatePhase' | 'updateTask' | 'updateStep' | 'settleRunExecutions' | 'runIdOf'
-  | 'updateStepsOfTask' | 'listActiveRunIds' | 'recordGithubDelivery' | 'claimPrComment'
+  | 'updateStepsOfTask' | 'listActiveRunIds' | 'listActiveWorkflowRuns' | 'recordGithubDelivery' | 'claimPrComment'
 >;
 
 export function runRepos(db: Kysely<Database>): RunRepos {
@@ -95,6 +95,10 @@ export function runRepos(db: Kysely<Database>): RunRepos {
       const rows = await db.selectFrom('pipeline_runs').select('id').where('status', 'in', ['pending', 'running'])
         .orderBy('created_at').limit(limit).execute();
       return rows.map((r) => r.id);
+    },
+    async listActiveWorkflowRuns(limit) {
+      return db.selectFrom('pipeline_runs').select(['id', 'attempt', 'argo_workflow_name']).where('status', 'in', ['pending', 'running'])
+        .where('argo_workflow_name', 'is not', null).orderBy('created_at').limit(limit).execute();
     },
     async recordGithubDelivery(deliveryId, event, runId) {
       const row = await db.insertInto('github_deliveries').values({ delivery_id: deliveryId, event, run_id: runId })

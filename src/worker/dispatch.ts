@@ -36,6 +36,8 @@ export interface DispatchOptions {
   pollMs?: number;
   /** Aborting ends the node as failed (the pod was told to stop). */
   signal?: AbortSignal;
+  /** How often a deployment node asks again while it waits (default 5 s). */
+  deploymentPollMs?: number;
 }
 
 export interface DispatchResult {
@@ -52,6 +54,9 @@ export interface DispatchResult {
 }
 
 /** The durable inbox of a Workflow node: `dispatch-<run>-a<attempt>-<stage>[-g<group>]` (≤ 64 characters). */
+/** How often a deployment node asks the API again while it waits for deployments. */
+const DEPLOYMENT_POLL_MS = 5000;
+
 export function dispatchInboxName(runId: string, attempt: number, stage: DispatchStage, group?: number): string {
   return `dispatch-${runId}-a${attempt}-${stage}${group === undefined ? '' : `-g${group}`}`.slice(0, 64);
 }
@@ -82,6 +87,7 @@ export async function runDispatch(options: DispatchOptions): Promise<DispatchRes
   };
 
   const aborted = () => options.signal?.aborted === true;
+  let lastLine = '';
   try {
     let last: StageJobs | undefined;
     for (;;) {
@@ -96,14 +102,20 @@ export async function runDispatch(options: DispatchOptions): Promise<DispatchRes
       for (const job of step.jobs) await queue.publish(toMessage(job, inbox.subject), job.msg_id);
       published += step.jobs.length;
       const waiting = step.awaiting.filter((id) => !replies.has(id));
-      progress(`${stage}${step.group !== null ? ` group ${step.group}` : ''}: ${step.message}; published ${step.jobs.length} job(s), waiting for ${waiting.length} repl${waiting.length === 1 ? 'y' : 'ies'}`);
+      const line = `${stage}${step.group !== null ? ` group ${step.group}` : ''}: ${step.message}; published ${step.jobs.length} job(s), waiting for ${waiting.length} repl${waiting.length === 1 ? 'y' : 'ies'}`;
+      // Said once per change: a deployment node asks again every few seconds while it waits.
+      if (line !== lastLine) progress(line);
+      lastLine = line;
       if (waiting.length === 0) {
         await sleep(pollMs, options.signal);
         continue;
       }
-      const missing = await waitFor(waiting, step.timeout_ms);
+      // Deployments are polled: the API answers done or failed for the ones it published itself
+      // (decision 207), and claims again (a job to publish) what went without a reply too long.
+      const polling = stage === 'deployment';
+      const missing = await waitFor(waiting, polling ? Math.min(step.timeout_ms, options.deploymentPollMs ?? DEPLOYMENT_POLL_MS) : step.timeout_ms);
       if (aborted()) continue; // reported at the top of the loop
-      if (missing.length > 0) {
+      if (missing.length > 0 && !polling) {
         // The API's watchdog may have failed the run meanwhile: its reason is the better message. A
         // deployment the API published after waiting for this node (decision 207) ended without a
         // reply here: the API has its outcome.

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startDispatcher, type Dispatcher } from '../../src/engine/dispatcher.ts';
 import type { JobMessage } from '../../src/domain/jobs.ts';
 import type { JobQueue } from '../../src/engine/ports.ts';
-import { createRun } from '../../src/engine/runs.ts';
+import { createRun, failRun } from '../../src/engine/runs.ts';
 import { createRelease } from '../../src/engine/releases.ts';
 import { autoDeploy } from '../../src/engine/release-builds.ts';
 import { AUTO_DEPLOY_ACTOR, requestDeployment } from '../../src/engine/deployments.ts';
@@ -34,7 +34,7 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
     const inner = createMemoryJobQueue(new MemoryBroker({ ackWaitMs: 5000 }));
     queue = { ...inner, kind: inner.kind, publish: async (job, msgId) => { published.push(job); await inner.publish(job, msgId); } };
     dispatcher = await startDispatcher(t.ctx, {
-      queue, sweepMs: 50, jobTimeoutsMs: { discovery: 1500, deployment: 1500 },
+      queue, sweepMs: 50, jobTimeoutsMs: { discovery: 1500, deployment: 1500 }, workflowCheckMs: 100,
       orchestrator: argoOrchestrator({
         serverUrl: peer.url, token: 't', namespace: 'catalyst-forge-pipelines', serviceAccount: 'pipeline-workflow-runner', image: 'forge:test',
         parallelism: 10, activeDeadlineSeconds: 86_400, env: [],
@@ -59,7 +59,7 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
 
   it('tries an Argo Server that answers 503 again, and records the Workflow once it is accepted', async () => {
     let refusals = 3;
-    peer.answer = (request) => (refusals-- > 0 ? { status: 503, body: { message: 'starting' } } : { status: 200, body: (request.body as { workflow: unknown }).workflow });
+    peer.answer = (request) => (request.method !== 'POST' ? undefined : refusals-- > 0 ? { status: 503, body: { message: 'starting' } } : { status: 200, body: (request.body as { workflow: unknown }).workflow });
     const id = await newRun();
     const run = await eventually(() => t.ctx.store.getRun(id), (r) => r?.argo_workflow_name != null);
     expect(run).toMatchObject({ status: 'pending', argo_workflow_name: `forge-run-${id}`, discovery_dispatched_at: null });
@@ -74,7 +74,7 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
   });
 
   it('fails the run when the Argo Server stays away past the discovery timeout', async () => {
-    peer.answer = () => ({ status: 502, body: { message: 'bad gateway' } });
+    peer.answer = (request) => (request.method !== 'POST' ? undefined : { status: 502, body: { message: 'bad gateway' } });
     const id = await newRun();
     const run = await eventually(() => t.ctx.store.getRun(id), (r) => r?.status === 'failed', 20_000);
     expect(run).toMatchObject({ error_code: 'orchestrator_unavailable', argo_workflow_name: null });
@@ -106,4 +106,42 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
     expect(jobs[0]).toMatchObject({ type: 'deployment', run_attempt: 1 });
     expect(await t.ctx.store.getDeployment(auto!.deployment_id!)).toMatchObject({ status: 'pending', attempts: 1 });
   });
+
+  it('publishes the auto-deploy of a run that failed after its release at once (its Workflow never reaches the deployment node)', async () => {
+    const id = await newRun();
+    const run = await eventually(() => t.ctx.store.getRun(id), (r) => r?.argo_workflow_name != null);
+    const { release } = await createRelease(t.ctx, {
+      pipeline_run_id: id, repository: 'acme/argo', project: 'web', commit_sha: run!.commit_sha, trigger: { type: 'branch_push', branch: 'main' }, artifacts: [],
+    }, { actor: 'forge-worker', mayRecordTrigger: true });
+    const [auto] = await autoDeploy(t.ctx, release.id, AUTO_DEPLOY_ACTOR);
+    await dispatcher.idle();
+    expect(published.filter((j) => j.id === auto!.deployment_id)).toEqual([]);
+    await failRun(t.ctx, id, 'task_failed', 'another project\'s release failed');
+    await eventually(async () => published.filter((j) => j.id === auto!.deployment_id), (jobs) => jobs.length === 1, 5000);
+  });
+
+  it('ends runs whose Workflow Argo stopped (cancelled), failed or lost (failed); a running Workflow\'s run is left alone', async () => {
+    const ids = await Promise.all([newRun(), newRun(), newRun(), newRun()]);
+    const runs = await Promise.all(ids.map((id) => eventually(() => t.ctx.store.getRun(id), (r) => r?.argo_workflow_name != null)));
+    const [stopped, failed, deleted, running] = runs.map((r) => r!);
+    peer.workflows.set(stopped!.argo_workflow_name!, { ...peer.workflows.get(stopped!.argo_workflow_name!)!, phase: 'Failed', message: 'Stopped with strategy \'Terminate\'' });
+    peer.workflows.set(failed!.argo_workflow_name!, { ...peer.workflows.get(failed!.argo_workflow_name!)!, phase: 'Failed', message: `child '${failed!.argo_workflow_name}-1234' failed` });
+    peer.workflows.delete(deleted!.argo_workflow_name!);
+    const ended = await Promise.all([stopped!, failed!, deleted!].map((r) => eventually(() => t.ctx.store.getRun(r.id), (x) => x?.status === 'cancelled' || x?.status === 'failed', 5000)));
+    expect(ended[0]).toMatchObject({ status: 'cancelled', error_code: 'cancelled' });
+    expect(ended[0]!.error_message).toMatch(/^cancelled by Argo \(Workflow forge-run-.*: Stopped with strategy 'Terminate'\)$/);
+    expect(ended[1]).toMatchObject({ status: 'failed', error_code: 'workflow_failed', error_message: `the Argo Workflow ${failed!.argo_workflow_name} failed: child '${failed!.argo_workflow_name}-1234' failed` });
+    expect(ended[2]).toMatchObject({ status: 'failed', error_code: 'workflow_deleted' });
+    // The deleted one was asked for by name before it was believed gone.
+    expect(peer.requests.some((r) => r.method === 'GET' && r.path.startsWith(`/api/v1/workflows/catalyst-forge-pipelines/${deleted!.argo_workflow_name}?`))).toBe(true);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await t.ctx.store.getRun(running!.id)).toMatchObject({ status: 'pending' });
+    // Lists ask only for what they need, with the run label.
+    const list = peer.requests.find((r) => r.method === 'GET' && r.path.startsWith('/api/v1/workflows/catalyst-forge-pipelines?'))!;
+    const query = new URL(list.path, 'http://x').searchParams;
+    expect(query.get('listOptions.labelSelector')).toBe('forge.projectcatalyst.io/run-id');
+    expect(query.get('fields')).toBe('metadata,items.metadata.name,items.status.phase,items.status.message');
+    expect(list.headers.authorization).toBe('Bearer t');
+  });
 });
+

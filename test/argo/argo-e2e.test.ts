@@ -217,7 +217,7 @@ describe.skipIf(natsUnavailable !== undefined || postgresAdapter.unavailable !==
     await retryRun(running.ctx, created.id, 'alice');
     const retried = await eventually(() => running.ctx.store.getRun(created.id), (r) => r?.argo_workflow_name === `forge-run-${created.id}-a2`);
     expect(retried).toMatchObject({ attempt: 2, status: 'pending' });
-    const second = peer.requests.map((r) => (r.body as { workflow: { metadata: { name: string } } }).workflow).find((w) => w.metadata.name === `forge-run-${created.id}-a2`);
+    const second = peer.requests.map((r) => (r.body as { workflow?: { metadata: { name: string } } }).workflow).find((w) => w?.metadata.name === `forge-run-${created.id}-a2`);
     validateWorkflow(second);
     const again = await playWorkflow(second, secrets);
     expect(again.map((o) => [o.name, o.code])).toEqual([['discovery', 0], ['ci', 1]]);

@@ -4,8 +4,11 @@
  * under the run's stored traceparent, stamps the job with that span's traceparent and its
  * publication time (the pod publishes the job as given), and counts it in forge_jobs_published_total.
  *
+ * And a request whose client leaves before the response finished (an event stream closed) still
+ * ends its server span (decision 209).
+ *
  * An in-memory OpenTelemetry SDK is registered in this test file only (and removed after it); the
- * app runs in-process on PGlite.
+ * app runs in-process on PGlite. Without an SDK the same route is exercised by test/argo/argo-e2e.
  */
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';

@@ -253,12 +253,21 @@ export interface StageJobs {
 }
 
 /**
+ * Jobs marked dispatched less than this long ago, and not taken up yet, are offered again with the
+ * same JetStream message id (decision 212): an answer that never reached its dispatcher pod (the
+ * pod's client retries) must not lose them, and a copy of one that did go out is dropped by the
+ * streams' 120 s duplicate window. Older ones are not offered again: a retried pod reopens the same
+ * durable inbox (decision 149) and gets their replies there.
+ */
+export const REOFFER_MS = 60_000;
+
+/**
  * The next jobs of one stage of a run, marked dispatched (so the API's watchdog times them), under
- * the run's dispatch lock. Jobs published earlier are not offered again: a retried dispatcher pod
- * reopens the same durable inbox (decision 149) and gets their replies there.
+ * the run's dispatch lock; jobs dispatched within REOFFER_MS that nobody took are offered again.
  */
 export async function stageJobs(ctx: EngineContext, runId: string, stage: DispatchStage, options: { group?: number | undefined; timeouts?: Partial<JobTimeouts> } = {}): Promise<StageJobs> {
   const timeouts: JobTimeouts = { ...JOB_TIMEOUTS_MS, ...options.timeouts };
+  if (options.group !== undefined && stage !== 'ci') throw invalid(`group applies to the ci stage only, not ${stage}`, { field: 'group', stage });
   return ctx.store.withLock(`dispatch:${runId}`, async () => {
     const run = await ctx.store.getRun(runId);
     if (!run) throw notFound('pipeline run', { id: runId });
@@ -278,7 +287,8 @@ export async function stageJobs(ctx: EngineContext, runId: string, stage: Dispat
           await markDispatched(ctx, run.id, { discovery: now });
           return answer('dispatch', 'discovery job', { jobs: [job], awaiting: [job.id], timeout_ms: timeouts.discovery });
         }
-        return answer('dispatch', 'discovery job published earlier', { awaiting: [job.id], timeout_ms: timeouts.discovery });
+        const again = recent(run.discovery_dispatched_at, now);
+        return answer('dispatch', `discovery job published earlier${again ? ' (offered again)' : ''}`, { jobs: again ? [job] : [], awaiting: [job.id], timeout_ms: timeouts.discovery });
       }
       case 'ci':
         return ciStage(ctx, run, now, timeouts, options.group, answer);
@@ -313,15 +323,18 @@ async function ciStage(ctx: EngineContext, run: PipelineRun, now: Date, timeouts
   const groupPhases = phases.filter((p) => p.group_number === active);
   const tasks = (await ctx.store.listTasks(groupPhases.map((p) => p.id))).filter((t) => !isExecutionTerminal(t.status));
   const fresh = tasks.filter((t) => t.status === 'pending' && t.dispatched_at === null);
-  const steps = fresh.length > 0 ? await ctx.store.listSteps(fresh.map((t) => t.id)) : [];
-  const built = fresh.map((task) => ciJob(run, plan, groupPhases.find((p) => p.id === task.phase_execution_id)!, task, steps, now, timeouts));
+  // Not claimed by a worker yet (still pending) and dispatched moments ago: offered again.
+  const again = tasks.filter((t) => t.status === 'pending' && recent(t.dispatched_at, now));
+  const steps = fresh.length + again.length > 0 ? await ctx.store.listSteps([...fresh, ...again].map((t) => t.id)) : [];
+  const jobOf = (task: TaskExecution) => ciJob(run, plan, groupPhases.find((p) => p.id === task.phase_execution_id)!, task, steps, now, timeouts);
+  const built = fresh.map(jobOf);
   if (built.length > 0) {
     await markDispatched(ctx, run.id, { tasks: built.map(({ job, timeoutMs }) => ({ id: job.id, at: now, deadline: new Date(now.getTime() + timeoutMs) })) });
     ctx.groupDispatched?.(run, phases);
   }
   const timeoutMs = Math.max(0, ...groupPhases.map((p) => taskTimeout(plan, p.phase_name, timeouts.ci)));
   return answer('dispatch', `phase group ${active}: ${groupPhases.map((p) => p.phase_name).join(', ')}`, {
-    group: active, jobs: built.map((b) => b.job), awaiting: tasks.map((t) => t.id), timeout_ms: timeoutMs,
+    group: active, jobs: [...built, ...again.map(jobOf)].map((b) => b.job), awaiting: tasks.map((t) => t.id), timeout_ms: timeoutMs,
   });
 }
 
@@ -340,16 +353,18 @@ async function releaseStage(ctx: EngineContext, run: PipelineRun, stage: 'artifa
   const awaiting: string[] = [];
   for (const build of builds) {
     if (build.status !== 'building') {
-      if (stage === 'release' && build.status === 'releasing') awaiting.push(build.id);
+      if (stage === 'release' && build.status === 'releasing') {
+        if (recent(build.release_dispatched_at, now)) jobs.push(releaseJob(build, now, timeouts));
+        awaiting.push(build.id);
+      }
       continue;
     }
     const names = Object.keys(build.plan?.artifacts ?? {}).sort();
     if (stage === 'artifact') {
       const undispatched = names.filter((n) => build.artifacts[n] === undefined);
-      if (undispatched.length > 0) {
-        jobs.push(...artifactJobs(build, undispatched, now, timeouts));
-        await markBuildDispatched(ctx, build.id, { artifacts: undispatched });
-      }
+      const again = names.filter((n) => build.artifacts[n]?.status === 'pending' && recent(build.artifacts[n]?.dispatched_at, now));
+      if (undispatched.length > 0) await markBuildDispatched(ctx, build.id, { artifacts: undispatched });
+      if (undispatched.length + again.length > 0) jobs.push(...artifactJobs(build, [...undispatched, ...again], now, timeouts));
       awaiting.push(...names.filter((n) => build.artifacts[n] === undefined || build.artifacts[n]?.status === 'pending').map((n) => `${build.id}_${n}`));
     } else {
       if (!names.every((n) => build.artifacts[n]?.status === 'success')) {
@@ -406,4 +421,11 @@ async function deploymentStage(ctx: EngineContext, run: PipelineRun, now: Date, 
   return answer('dispatch', `deployments of ${pending.map(describe).join(', ')}${queued > 0 ? ` (${queued} waiting for an earlier deployment of the same target)` : ''}`, {
     jobs, awaiting, timeout_ms: timeouts.deployment,
   });
+}
+
+/** Whether a dispatch mark is younger than REOFFER_MS. */
+function recent(at: Date | string | null | undefined, now: Date): boolean {
+  if (at === null || at === undefined) return false;
+  const age = now.getTime() - new Date(at).getTime();
+  return age >= 0 && age < REOFFER_MS;
 }

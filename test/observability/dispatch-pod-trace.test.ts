@@ -77,7 +77,8 @@ describe('jobs handed to an Argo dispatcher pod are traced and counted by the AP
     expect(job!.traceparent!.split('-')[2]).toBe(publish!.spanContext().spanId);
     expect(publish!.attributes).toMatchObject({ 'forge.job.id': job!.id, 'forge.job.type': 'discovery', 'forge.run.id': runId, 'messaging.system': 'nats' });
 
-    // Asked again (a retried pod): nothing new to publish, nothing counted twice.
+    // Asked again after more than a minute (a retried pod): nothing to publish, nothing counted again.
+    t.clock.advance(61_000);
     const again = await t.app.inject({
       method: 'POST', url: `/v1/runs/${runId}/jobs`,
       headers: { authorization: `Bearer ${await t.token('forge-dispatcher', ['service-account'])}` },

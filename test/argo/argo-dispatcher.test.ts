@@ -156,18 +156,5 @@ describe('the API\'s dispatcher submitting Workflows (Argo peer, PGlite)', () =>
     expect(unknown.json()).toMatchObject({ error: { details: { errors: [{ field: 'stage', allowed: ['discovery', 'ci', 'artifact', 'release', 'deployment'] }] } } });
     expect((await t.ctx.store.getRun(id))?.discovery_dispatched_at).toBeNull();
   });
-
-  it('offers a job again, with the same message id, to a pod that asks again within a minute (an answer it may never have got), and not after', async () => {
-    const id = await newRun();
-    const token = await t.token('forge-dispatcher', ['service-account']);
-    const ask = async () => (await t.app.inject({ method: 'POST', url: `/v1/runs/${id}/jobs`, headers: { authorization: `Bearer ${token}` }, payload: { stage: 'discovery' } })).json() as { message: string; jobs: { id: string; msg_id: string }[]; awaiting: string[] };
-    const first = await ask();
-    expect(first.jobs).toHaveLength(1);
-    const again = await ask();
-    expect(again).toMatchObject({ message: 'discovery job published earlier (offered again)', awaiting: [id] });
-    expect(again.jobs.map((j) => [j.id, j.msg_id])).toEqual(first.jobs.map((j) => [j.id, j.msg_id]));
-    t.clock.advance(61_000);
-    expect(await ask()).toMatchObject({ message: 'discovery job published earlier', jobs: [], awaiting: [id] });
-  });
 });
 

@@ -77,16 +77,21 @@ describe('jobs handed to an Argo dispatcher pod are traced and counted by the AP
     expect(job!.traceparent!.split('-')[2]).toBe(publish!.spanContext().spanId);
     expect(publish!.attributes).toMatchObject({ 'forge.job.id': job!.id, 'forge.job.type': 'discovery', 'forge.run.id': runId, 'messaging.system': 'nats' });
 
-    // Asked again after more than a minute (a retried pod): nothing to publish, nothing counted again.
-    t.clock.advance(61_000);
-    const again = await t.app.inject({
+    // Asked again at once (a pod whose answer was lost): the same job with the same message id, so
+    // JetStream drops the copy if the first went out (decision 212); after a minute, nothing.
+    const askAgain = async () => (await t.app.inject({
       method: 'POST', url: `/v1/runs/${runId}/jobs`,
       headers: { authorization: `Bearer ${await t.token('forge-dispatcher', ['service-account'])}` },
       payload: { stage: 'discovery' },
-    });
-    expect((again.json() as { jobs: unknown[]; awaiting: string[] })).toMatchObject({ jobs: [], awaiting: [job!.id] });
+    })).json() as { message: string; jobs: { id: string; msg_id: string }[]; awaiting: string[] };
+    const again = await askAgain();
+    expect(again).toMatchObject({ message: 'discovery job published earlier (offered again)', awaiting: [job!.id] });
+    expect(again.jobs.map((j) => [j.id, j.msg_id])).toEqual([[job!.id, `discovery-${runId}-1`]]);
+    t.clock.advance(61_000);
+    expect(await askAgain()).toMatchObject({ message: 'discovery job published earlier', jobs: [], awaiting: [job!.id] });
+    // Counted per hand-out: the first and the one offered again.
     const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
-    expect(metrics.body).toMatch(/^forge_jobs_published_total\{job_type="discovery"\} 1$/m);
+    expect(metrics.body).toMatch(/^forge_jobs_published_total\{job_type="discovery"\} 2$/m);
   });
 
   it('ends the server span of a request whose client left before the response finished (an event stream closed)', async () => {
